@@ -1,0 +1,132 @@
+"""Registering environments under the `agentgym/` namespace of gymnasium's registry.
+
+Built-in environments and third-party packages register the same way: a package lists
+a function (or a module) in the entry-point group `agentgym.envs`, and agentgym calls
+it on import. `pip install their-env` is all a user does.
+
+    # pyproject.toml of a third-party package
+    [project.entry-points."agentgym.envs"]
+    my_envs = "my_package:register_envs"
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import gymnasium
+
+__all__ = ["NAMESPACE", "EnvEntry", "list_envs", "load_plugins", "make", "register"]
+
+NAMESPACE = "agentgym"
+ENTRY_POINT_GROUP = "agentgym.envs"
+
+_descriptions: dict[str, str] = {}
+_plugins_loaded = False
+plugin_errors: dict[str, str] = {}
+
+
+def full_id(env_id: str) -> str:
+    """`"KVSum-v0"` -> `"agentgym/KVSum-v0"`; ids that already have a namespace are kept."""
+    return env_id if "/" in env_id else f"{NAMESPACE}/{env_id}"
+
+
+def register(
+    id: str,
+    entry_point: str | Callable[..., gymnasium.Env],
+    *,
+    description: str | None = None,
+    **kwargs: Any,
+) -> str:
+    """Register an environment so that `gymnasium.make("agentgym/<id>")` builds it.
+
+    Args:
+        id: the env id, e.g. "KVSum-v0" (the `agentgym/` namespace is added).
+        entry_point: the env class, or "module.path:ClassName" (imported only when made).
+        description: one line for `agentgym envs`; default: the class docstring's first line.
+        **kwargs: default constructor arguments (callers of `make` can override them).
+
+    Returns:
+        The full id, e.g. "agentgym/KVSum-v0".
+    """
+    env_id = full_id(id)
+    if not env_id.startswith(f"{NAMESPACE}/"):
+        raise ValueError(f"agentgym env ids live in the {NAMESPACE!r} namespace, got {id!r}")
+    if env_id in gymnasium.registry:
+        del gymnasium.registry[env_id]  # re-registering (e.g. a reloaded plugin) replaces it
+    gymnasium.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
+    if description:
+        _descriptions[env_id] = description
+    return env_id
+
+
+def load_plugins() -> None:
+    """Register the environments of every installed package in the `agentgym.envs` group.
+
+    A plugin that fails to load is reported with a warning (and in `agentgym envs`);
+    it does not stop the others.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, ModuleType):
+                obj()
+        except Exception as exc:
+            plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"agentgym: could not load environments from plugin {ep.name!r} ({ep.value}): {exc}",
+                stacklevel=2,
+            )
+
+
+def make(id: str, **kwargs: Any) -> gymnasium.Env:
+    """`gymnasium.make` that accepts ids without the `agentgym/` prefix."""
+    load_plugins()
+    return gymnasium.make(full_id(id), **kwargs)
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """A registered agentgym environment."""
+
+    id: str
+    description: str
+    entry_point: Any
+    kwargs: dict[str, Any]
+
+    def load_class(self) -> type:
+        ep = self.entry_point
+        if isinstance(ep, str):
+            module, _, name = ep.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return ep
+
+
+def _description(env_id: str, entry_point: Any) -> str:
+    if env_id in _descriptions:
+        return _descriptions[env_id]
+    try:
+        cls = EnvEntry(env_id, "", entry_point, {}).load_class()
+    except Exception as exc:
+        return f"(cannot import: {exc})"
+    text = getattr(cls, "description", "") or (cls.__doc__ or "").strip()
+    return text.splitlines()[0] if text else ""
+
+
+def list_envs() -> list[EnvEntry]:
+    """Every env registered under `agentgym/`, sorted by id."""
+    load_plugins()
+    out = []
+    for env_id, spec in sorted(gymnasium.registry.items()):
+        if env_id.startswith(f"{NAMESPACE}/"):
+            out.append(EnvEntry(env_id, _description(env_id, spec.entry_point), spec.entry_point, dict(spec.kwargs)))
+    return out

@@ -1,0 +1,16 @@
+"""Built-in agentgym environments, one folder each (env.py, tasks.py, README.md).
+
+Installed as `agentgym.envs`. Each family's `register()` is called through the
+`agentgym.envs` entry point, exactly like a third-party package's.
+"""
+
+import importlib
+
+#: Environment families shipped with agentgym; each is a subpackage with a `register()`.
+FAMILIES = ("guess_number", "kvsum")
+
+
+def register_builtin() -> None:
+    """Register every built-in environment family."""
+    for family in FAMILIES:
+        importlib.import_module(f"agentgym.envs.{family}").register()

@@ -1,0 +1,83 @@
+"""GuessNumber: find a hidden number in [1, N] from higher/lower feedback.
+
+About log2(N) turns are needed, so success rises with the turn budget: the simplest
+task on which interaction scaling shows.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agentgym.envs.guess_number.tasks import make_tasks
+
+from agentgym.env import Outcome, Task
+from agentgym.tool_env import ToolEnv, ToolError
+from agentgym.tools import tool
+
+_INT = re.compile(r"^\s*([-+]?\d+)\s*\.?\s*$")
+
+
+class GuessNumberEnv(ToolEnv):
+    """Find a hidden number in [1, N] from higher/lower feedback; ~log2(N) turns needed.
+
+    Args:
+        n: the number lies in [1, n].
+        answer_is_final: if True a wrong `<answer>` ends the episode (a failure); by default
+            an answer is a guess like `guess(n)` and gets feedback.
+        num_train, num_test: tasks per split.
+        **kwargs: `TextEnv` arguments (max_turns, split, task_seed, render_mode).
+    """
+
+    default_max_turns = 8
+
+    def __init__(
+        self, n: int = 100, answer_is_final: bool = False, num_train: int = 1000, num_test: int = 200, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.n = n
+        self.answer_is_final = answer_is_final
+        self.counts = {"train": num_train, "test": num_test}
+        self.target = 0
+
+    def make_tasks(self, split: str) -> list[Task]:
+        return make_tasks(split, self.n, self.counts[split], self.task_seed)
+
+    def setup(self, task: Task) -> str:
+        self.target = task.metadata["target"]
+        how = "Guess with <answer>K</answer> or the guess tool."
+        if self.answer_is_final:
+            how = "Probe with the guess tool; <answer>K</answer> is final."
+        return f"{task.instruction} {how}"
+
+    def _judge(self, k: int) -> Outcome:
+        if k == self.target:
+            return Outcome(f"Correct! The number is {k}.", reward=1.0, terminated=True, success=True)
+        side = "higher" if self.target > k else "lower"
+        return Outcome(f"{k} is wrong: my number is {side} than {k}.")
+
+    @tool
+    def guess(self, n: int) -> Outcome:
+        """Guess the hidden number; the reply says whether it is higher or lower.
+
+        Args:
+            n: Your guess, a whole number in the allowed range.
+        """
+        if not 1 <= n <= self.n:
+            raise ToolError(f"{n} is out of range: guess a number between 1 and {self.n}.")
+        return self._judge(n)
+
+    def on_answer(self, answer: str) -> Outcome:
+        m = _INT.match(answer)
+        if m is None:
+            return Outcome(
+                f"Invalid answer {answer[:40]!r}: write a whole number, like <answer>{(self.n + 1) // 2}</answer>.",
+                invalid=True,
+            )
+        k = int(m.group(1))
+        outcome = self._judge(k)
+        if self.answer_is_final and not outcome.terminated:
+            return Outcome(f"Wrong: the number was {self.target}.", terminated=True)
+        return outcome

@@ -1,0 +1,1 @@
+"""agentgym trainers (GRPO, PPO, behaviour cloning), installed as `agentgym.trainers`."""
