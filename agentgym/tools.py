@@ -148,6 +148,10 @@ def _type_schema(hint: Any, where: str) -> dict[str, Any]:
             out["type"] = "integer"
         return out
     if origin in (Union, types.UnionType):
+        nullable = type(None) in targs
+        rest = [a for a in targs if a is not type(None)]
+        if nullable and len(rest) == 1:  # Optional[X], written as transformers does
+            return {**_type_schema(rest[0], where), "nullable": True}
         subs = [_type_schema(a, where) for a in targs]
         simple = [s.get("type") for s in subs]
         if all(isinstance(t, str) for t in simple) and all(len(s) == 1 for s in subs):
@@ -255,6 +259,8 @@ def _short(v: Any, limit: int = 60) -> str:
 
 
 def _check(value: Any, schema: Mapping[str, Any], path: str) -> None:
+    if value is None and schema.get("nullable"):
+        return
     if "enum" in schema and value not in schema["enum"]:
         raise ToolArgumentError(f"{path} must be one of {schema['enum']}, got {_short(value)}")
     if "anyOf" in schema:

@@ -8,6 +8,6 @@ def register() -> None:
     _register(
         "KVSum-Lookup-v0",
         "agentgym.envs.kvsum.env:KVSumEnv",
-        description="KVSum with the dictionary behind a lookup(key) tool: two turns a step.",
+        description="KVSum with the dictionary behind a lookup(key) tool: look up, then answer, each step.",
         dictionary="tool",
     )

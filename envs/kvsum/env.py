@@ -29,7 +29,7 @@ class KVSumEnv(ToolEnv):
         dict_size: words in the dictionary.
         value_range: values are integers in [-value_range, value_range].
         dictionary: "prompt" shows the dictionary in the first observation (one turn a
-            step); "tool" hides it behind `lookup(key)` (two turns a step: look up, answer).
+            step); "tool" hides it behind `lookup(key)` (a lookup turn for each step that shows an unseen key, then the answer).
         feedback: tell the agent after each step whether its sum was right.
         reward: "step" gives 1/num_steps for each correct sum; "task" gives 1 at the end if
             every sum was right.
@@ -72,8 +72,16 @@ class KVSumEnv(ToolEnv):
             self.restrict_tools(())
 
     def make_tasks(self, split: str) -> list[Task]:
-        turns_per_step = 2 if self.dictionary == "tool" else 1
-        return make_tasks(split, self.counts[split], self.task_seed, self.num_steps, self.keys_per_turn, turns_per_step)
+        return make_tasks(
+            split,
+            self.counts[split],
+            self.task_seed,
+            self.num_steps,
+            self.keys_per_turn,
+            self.dict_size,
+            self.value_range,
+            lookup=self.dictionary == "tool",
+        )
 
     def setup(self, task: Task) -> str:
         self.episode = build_episode(

@@ -25,6 +25,16 @@ class Episode:
     dictionary: dict[str, int]
     keys: tuple[tuple[str, ...], ...]  # keys[step] = the K keys shown at that step
 
+    def steps_needing_lookup(self) -> int:
+        """Steps that show at least one key not seen before (an agent that remembers
+        looked-up values needs a lookup turn only for those)."""
+        seen: set[str] = set()
+        count = 0
+        for step_keys in self.keys:
+            count += not seen.issuperset(step_keys)
+            seen.update(step_keys)
+        return count
+
     def running_sums(self) -> list[int]:
         total, sums = 0, []
         for step_keys in self.keys:
@@ -58,8 +68,18 @@ def build_episode(
 
 
 def make_tasks(
-    split: str, count: int, seed: int, num_steps: int, keys_per_turn: int, turns_per_step: int
+    split: str,
+    count: int,
+    seed: int,
+    num_steps: int,
+    keys_per_turn: int,
+    dict_size: int,
+    value_range: int,
+    lookup: bool,
 ) -> list[Task]:
+    """Tasks of a split. With `lookup` (dictionary behind a tool) the minimum turns are one
+    answer per step plus one lookup turn for each step that shows an unseen key, which
+    needs the episode's content; otherwise one turn per step."""
     work = num_steps * keys_per_turn
     difficulty = "easy" if work <= 10 else ("medium" if work <= 50 else "hard")
     instruction = (
@@ -67,14 +87,22 @@ def make_tasks(
         "values from the dictionary to the running sum and reply with the new total as <answer>N</answer>."
     )
     code = SPLIT_CODES[split]
-    return [
-        Task(
-            id=f"kvsum-{split}-{i:04d}",
-            instruction=instruction,
-            split=split,
-            min_turns=num_steps * turns_per_step,
-            difficulty=difficulty,
-            metadata={"seed": (seed, code, i)},
+    tasks = []
+    for i in range(count):
+        task_seed = (seed, code, i)
+        min_turns = num_steps
+        if lookup:
+            min_turns += build_episode(
+                task_seed, num_steps, keys_per_turn, dict_size, value_range
+            ).steps_needing_lookup()
+        tasks.append(
+            Task(
+                id=f"kvsum-{split}-{i:04d}",
+                instruction=instruction,
+                split=split,
+                min_turns=min_turns,
+                difficulty=difficulty,
+                metadata={"seed": task_seed},
+            )
         )
-        for i in range(count)
-    ]
+    return tasks

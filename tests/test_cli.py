@@ -1,0 +1,71 @@
+"""The agentgym command: envs, play, and --help everywhere."""
+
+import subprocess
+import sys
+
+import pytest
+
+from agentgym.cli import main
+from agentgym.cli.play import expand_shortcut
+
+AGENTGYM = [sys.executable, "-m", "agentgym.cli"]
+
+
+def test_envs_lists_ids_descriptions_and_task_counts(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("agentgym/GuessNumber-v0 "))
+    assert "higher/lower" in line and "[train=1000 test=200]" in line
+
+
+@pytest.mark.parametrize("args", [["--help"], ["envs", "--help"], ["play", "--help"]])
+def test_help_works_on_every_command(args):
+    out = subprocess.run([*AGENTGYM, *args], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: agentgym" in out.stdout
+
+
+def test_no_command_prints_help_and_fails():
+    out = subprocess.run(AGENTGYM, capture_output=True, text=True)
+    assert out.returncode == 2 and "COMMAND" in out.stdout
+
+
+def test_shortcuts_expand_to_actions():
+    assert expand_shortcut("/answer 42") == "<answer>42</answer>"
+    assert expand_shortcut("/call guess n=50") == '<tool_call>{"name": "guess", "arguments": {"n": 50}}</tool_call>'
+    assert expand_shortcut('/call search query="two words" k=3') == (
+        '<tool_call>{"name": "search", "arguments": {"query": "two words", "k": 3}}</tool_call>'
+    )
+    assert expand_shortcut('/call f {"a": [1]}') == '<tool_call>{"name": "f", "arguments": {"a": [1]}}</tool_call>'
+    assert expand_shortcut("/tools") is None
+
+
+def test_play_guess_number_to_the_end_by_bisection():
+    # GuessNumber-16 test task 0; the player bisects by reading the feedback, like a person.
+    from agentgym.envs.guess_number.env import GuessNumberEnv
+
+    target = GuessNumberEnv(n=16).get_task("guess16-test-0000").metadata["target"]
+    lo, hi, moves = 1, 16, []
+    while True:
+        mid = (lo + hi) // 2
+        moves.append(f"/answer {mid}" if len(moves) % 2 else f"/call guess n={mid}")
+        if mid == target:
+            break
+        lo, hi = (mid + 1, hi) if target > mid else (lo, mid - 1)
+    stdin = "\n".join(["/tools", "not an action", *moves]) + "\n"
+    out = subprocess.run(
+        [*AGENTGYM, "play", "agentgym/GuessNumber-16-v0", "--task", "guess16-test-0000", "--max-turns", "6"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "guess(n: integer)" in out.stdout
+    assert "no action found in 'not an action'" in out.stdout and "(invalid action)" in out.stdout
+    assert f"Correct! The number is {target}." in out.stdout
+    assert "episode over (terminated): SUCCESS, return 1" in out.stdout
+
+
+def test_play_quits_cleanly_on_end_of_input():
+    out = subprocess.run([*AGENTGYM, "play", "KVSum-v0"], input="", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Dictionary:" in out.stdout and "bye" in out.stdout
