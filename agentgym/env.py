@@ -21,7 +21,12 @@ import gymnasium as gym
 
 from agentgym.spaces import UnicodeText
 
-__all__ = ["Outcome", "Task", "TextEnv"]
+__all__ = ["CHECK_AGAIN", "Outcome", "Task", "TextEnv"]
+
+CHECK_AGAIN = (
+    "Before I accept your answer: check your work once more against everything you have seen, "
+    "then give your final answer again."
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class TextEnv(gym.Env[str, str]):
         >>> obs, reward, terminated, truncated, info = env.step("<answer>50</answer>")
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
     #: One line shown by `agentgym envs`; defaults to the first line of the class docstring.
     description: ClassVar[str] = ""
     #: Turn budget when neither the constructor nor `reset` gives one.
@@ -116,6 +121,7 @@ class TextEnv(gym.Env[str, str]):
         self.budget = 0
         self.tool_calls = 0
         self.done = True
+        self.check_again = self.budget_tracker = self._checked = False
         self._last: tuple[str, str] = ("", "")
 
     # ------------------------------------------------------------ what subclasses write
@@ -132,6 +138,10 @@ class TextEnv(gym.Env[str, str]):
     def transition(self, action: str) -> Outcome:
         """Play one turn. Malformed actions return `Outcome(..., invalid=True)`, never raise."""
         raise NotImplementedError
+
+    def is_final_answer(self, action: str) -> bool:
+        """Whether an action is a final answer (used by the "check again" option)."""
+        return False
 
     @property
     def action_format(self) -> str:
@@ -167,8 +177,17 @@ class TextEnv(gym.Env[str, str]):
     # ------------------------------------------------------------ gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Start an episode. `options`: `task_id` (else a task is drawn from `split` with the
-        seeded RNG), `max_turns` (this episode's budget), `split`."""
+        """Start an episode.
+
+        Options:
+            task_id: the task (default: drawn from `split` with the seeded RNG).
+            max_turns: this episode's turn budget.
+            split: the split to draw from.
+            check_again: TTI's "check again": the first final answer is not accepted; the
+                env asks the agent to verify it and answer again (this uses a turn).
+            budget_tracker: BATS: append a `<budget>` line (turns and tool calls used and
+                left) to every observation after a step.
+        """
         super().reset(seed=seed)
         options = options or {}
         if options.get("task_id") is not None:
@@ -186,6 +205,9 @@ class TextEnv(gym.Env[str, str]):
         self.turn = 0
         self.tool_calls = 0
         self.done = False
+        self.check_again = bool(options.get("check_again", False))
+        self.budget_tracker = bool(options.get("budget_tracker", False))
+        self._checked = False
         observation = self.setup(task)
         self._last = ("", observation)
         if self.render_mode == "human":
@@ -199,6 +221,9 @@ class TextEnv(gym.Env[str, str]):
             return obs, 0.0, True, False, self._info(True, False)
         if not isinstance(action, str):
             outcome = Outcome(f"Invalid action: an action must be a string, got {type(action).__name__}.", invalid=True)
+        elif self.check_again and not self._checked and self.is_final_answer(action):
+            self._checked = True
+            outcome = Outcome(CHECK_AGAIN)
         else:
             outcome = self.transition(action)
         self.turn += 1
@@ -208,6 +233,8 @@ class TextEnv(gym.Env[str, str]):
         observation = outcome.observation
         if truncated:
             observation += f"\nThe turn budget ({self.budget}) is spent; the episode ends."
+        elif self.budget_tracker and not terminated:
+            observation += "\n" + self.budget_line()
         self._last = (action if isinstance(action, str) else repr(action), observation)
         info = self._info(outcome.invalid, outcome.success and terminated)
         if outcome.info:
@@ -215,6 +242,10 @@ class TextEnv(gym.Env[str, str]):
         if self.render_mode == "human":
             self.render()
         return observation, float(outcome.reward), terminated, truncated, info
+
+    def budget_line(self) -> str:
+        """The BATS budget tracker's line: what has been used and what is left."""
+        return f"<budget>turns used: {self.turn}, turns left: {self.budget - self.turn}; tool calls used: {self.tool_calls}</budget>"
 
     def _info(self, invalid: bool, success: bool) -> dict[str, Any]:
         task = self.current_task

@@ -65,6 +65,16 @@ class ToolEnv(TextEnv):
         self._tools = {n: t for n, t in self._tools.items() if n in names}
         self._schemas = [t.schema for t in self._tools.values()]
 
+    def is_final_answer(self, action: str) -> bool:
+        return self.parser.parse(action).answer is not None
+
+    def budget_line(self) -> str:
+        per_tool = ", ".join(f"{k}={v}" for k, v in self.tool_counts.items()) or "none"
+        return (
+            f"<budget>turns used: {self.turn}, turns left: {self.budget - self.turn}; "
+            f"tool calls used: {self.tool_calls} ({per_tool})</budget>"
+        )
+
     def on_answer(self, answer: str) -> Outcome:
         """Judge the final answer (already stripped of its tags)."""
         raise NotImplementedError
@@ -72,6 +82,10 @@ class ToolEnv(TextEnv):
     def format_response(self, name: str, content: str) -> str:
         """How one tool result is shown to the agent."""
         return f'<tool_response name="{name}">\n{content}\n</tool_response>'
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        self.tool_counts: dict[str, int] = {}
+        return super().reset(seed=seed, options=options)
 
     def transition(self, action: str) -> Outcome:
         parsed = self.parser.parse(action)
@@ -100,6 +114,7 @@ class ToolEnv(TextEnv):
         reward, errors = 0.0, 0
         for tool_, args in bound:
             self.tool_calls += 1
+            self.tool_counts[tool_.name] = self.tool_counts.get(tool_.name, 0) + 1
             try:
                 result = tool_.fn(self, **args)
             except ToolError as exc:
