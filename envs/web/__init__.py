@@ -1,0 +1,9 @@
+"""Web: local web apps (a shop, an issue tracker) on SQLite, driven in Chromium through
+Playwright, observed as accessibility outlines, checked against the app's database."""
+
+from agentgym.registration import register as _register
+
+
+def register() -> None:
+    _register("WebShop-v0", "agentgym.envs.web.env:WebShopEnv")
+    _register("WebTracker-v0", "agentgym.envs.web.env:WebTrackerEnv")

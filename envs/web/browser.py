@@ -1,0 +1,241 @@
+"""The browser layer: one Chromium per process, a fresh context per episode.
+
+Playwright's sync API is bound to the thread that started it and cannot run inside a
+running asyncio event loop. So the process's browser belongs to the first thread that
+uses a web env; using a web env from another thread, or from inside a running event
+loop, raises a `RuntimeError` that says so. To run web episodes in parallel, run
+several envs in the same thread (each has its own browser context) or use worker
+processes (each gets its own browser).
+
+Every request of a context to anything but the env's own loopback server is aborted,
+so pages and agents can reach nothing outside. A tab that crashes is reopened at its
+last address; a browser that died is relaunched, at the next episode or action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable
+
+from playwright.sync_api import Browser, BrowserContext, Error, Page, Playwright, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from agentgym.tool_env import ToolError
+
+__all__ = ["CHROMIUM", "LAUNCH_ARGS", "BrowserTab", "TabRecovered", "shared_browser"]
+
+#: Chromium binary (Debian's package); override with AGENTGYM_CHROMIUM.
+CHROMIUM = os.environ.get("AGENTGYM_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+_REF = re.compile(r"^(?:f\d+)?e\d+$")
+
+
+class TabRecovered(ToolError):
+    """The tab crashed or the browser died during an action; it was reopened (message says how)."""
+
+
+class _Shared:
+    """The process's Playwright driver and browser, owned by one thread."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.playwright: Playwright = sync_playwright().start()
+        self.browser: Browser = self._launch()
+
+    def _launch(self) -> Browser:
+        if not os.path.exists(CHROMIUM):
+            raise RuntimeError(
+                f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                "(or point AGENTGYM_CHROMIUM at a Chromium binary); never `playwright install`."
+            )
+        return self.playwright.chromium.launch(executable_path=CHROMIUM, args=list(LAUNCH_ARGS))
+
+    def relaunch(self) -> Browser:
+        with contextlib.suppress(Error):  # already dead: that is why we relaunch
+            self.browser.close()
+        self.browser = self._launch()
+        return self.browser
+
+    def stop(self) -> None:
+        if threading.get_ident() != self.thread:
+            return  # the driver can only be stopped from its thread; the OS reaps it at exit
+        try:
+            self.browser.close()
+            self.playwright.stop()
+        except Error:
+            pass
+
+
+_shared: _Shared | None = None
+
+
+def _loop_running() -> bool:
+    # Checked only before the driver starts: once started, Playwright's own loop runs here.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_thread() -> None:
+    """Raise a clear `RuntimeError` if the browser cannot be driven from here."""
+    if _shared is None and _loop_running():
+        raise RuntimeError(
+            "agentgym web envs drive Chromium through Playwright's sync API, which cannot run inside a "
+            "running asyncio event loop. Step web envs from a plain thread (e.g. one dedicated "
+            "worker thread that owns every web env) or from a worker process."
+        )
+    if _shared is not None and _shared.thread != threading.get_ident():
+        raise RuntimeError(
+            "this process's browser was started by another thread, and Playwright's sync API is bound to "
+            "the thread that started it. Create and step every web env of a process from one thread "
+            "(several envs in that thread can run episodes side by side), or use worker processes."
+        )
+
+
+def shared_browser(relaunch: bool = False) -> Browser:
+    """The process's browser: launched on first use, relaunched if it died (or if asked)."""
+    global _shared
+    check_thread()
+    if _shared is None:
+        _shared = _Shared()
+        atexit.register(_shared.stop)
+    elif relaunch or not _shared.browser.is_connected():
+        _shared.relaunch()
+    return _shared.browser
+
+
+class BrowserTab:
+    """One episode's browser context and page, confined to `origin`.
+
+    Args:
+        origin: the only site it may reach, e.g. "http://127.0.0.1:41234".
+        headers: extra HTTP headers sent with every request (the episode's session).
+        timeout_ms: how long an action may wait for its element before it fails.
+    """
+
+    def __init__(self, origin: str, headers: dict[str, str], timeout_ms: int = 2000):
+        self.origin = origin
+        self.headers = headers
+        self.timeout_ms = timeout_ms
+        self.crashed = False
+        self.last_url = origin + "/"
+        self.context: BrowserContext
+        self.page: Page
+        self._open_context()
+
+    def _open_context(self) -> None:
+        try:
+            context = shared_browser().new_context(
+                extra_http_headers=self.headers, viewport={"width": 1280, "height": 900}
+            )
+        except Error:
+            # The browser died without Playwright noticing yet: relaunch once.
+            context = shared_browser(relaunch=True).new_context(extra_http_headers=self.headers)
+        # Only requests that do *not* start with our origin reach the handler (the regex is
+        # matched inside the driver), so allowed requests pay no Python round trip.
+        context.route(
+            re.compile("^(?!" + re.escape(self.origin + "/") + ")"), lambda route: route.abort("blockedbyclient")
+        )
+        self.context = context
+        self._open_page()
+
+    def _open_page(self) -> None:
+        self.crashed = False
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(self.timeout_ms)
+        self.page.set_default_navigation_timeout(max(self.timeout_ms, 5000))
+        self.page.on("crash", self._on_crash)
+
+    def _on_crash(self, _page: Page) -> None:
+        self.crashed = True
+
+    def close(self) -> None:
+        with contextlib.suppress(Error):  # the browser is gone already; nothing to free
+            self.context.close()
+
+    # ------------------------------------------------------------ reading
+
+    def url(self) -> str:
+        return self.page.url
+
+    def read(self) -> tuple[str, str, str]:
+        """(url, title, accessibility snapshot with refs) of the page."""
+        tree = self.page.aria_snapshot(mode="ai", timeout=max(self.timeout_ms, 5000))
+        url = self.page.url
+        if url.startswith(self.origin + "/"):
+            self.last_url = url
+        return url, self.page.title(), tree
+
+    def broken(self, exc: Exception) -> bool:
+        """Whether `exc` means the tab or the browser is gone (rather than a bad action)."""
+        text = str(exc)
+        return (
+            self.crashed
+            or self.page.is_closed()
+            or not self.context.browser.is_connected()
+            or "crashed" in text
+            or "has been closed" in text
+        )
+
+    def recover(self) -> str:
+        """Reopen after a crash at the last good address; return what happened, for the agent."""
+        browser = self.context.browser
+        if browser is None or not browser.is_connected():
+            self._open_context()
+            what = "The browser stopped and was restarted (cookies were lost: log in again if the site needs it)."
+        else:
+            with contextlib.suppress(Error):  # a crashed page may refuse to close; the context frees it
+                self.page.close()
+            self._open_page()
+            what = "The page crashed and was reopened."
+        self.page.goto(self.last_url)
+        return f"{what} Now at {self.last_url}."
+
+    # ------------------------------------------------------------ acting
+
+    def run(self, what: str, action: Callable[[], object]) -> None:
+        """Run one action; turn Playwright failures into messages for the agent."""
+        try:
+            action()
+        except PlaywrightTimeout as exc:
+            raise ToolError(
+                f"{what} failed: nothing happened within {self.timeout_ms / 1000:g} s ({_first_line(exc)})."
+            ) from None
+        except Error as exc:
+            if self.broken(exc):
+                raise TabRecovered(f"{what} failed: {_first_line(exc)}. {self.recover()}") from None
+            raise ToolError(f"{what} failed: {_first_line(exc)}.") from None
+
+    def locate(self, ref: str, known: set[str]):
+        """The element behind a ref of the latest observation; a clear error if there is none."""
+        ref = ref.strip().strip("[]").removeprefix("ref=")
+        if not _REF.match(ref):
+            raise ToolError(f"{ref!r} is not a ref: use the label of an element in the page outline, like e12.")
+        if ref not in known:
+            raise ToolError(f"no element with ref {ref} on this page: use a ref from the latest observation.")
+        return ref, self.page.locator(f"aria-ref={ref}")
+
+    def resolve(self, url: str) -> str:
+        """An absolute URL on our origin, or a `ToolError` for anything outside it."""
+        target = urllib.parse.urljoin(self.origin + "/", url.strip())
+        if urllib.parse.urlsplit(target)[:2] != urllib.parse.urlsplit(self.origin)[:2]:
+            raise ToolError(
+                f"cannot open {url!r}: this browser can only reach the local site {self.origin}/ "
+                "(every other address is blocked). Relative paths like /cart work too."
+            )
+        return target
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

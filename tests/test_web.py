@@ -1,0 +1,293 @@
+"""The web envs in a real Chromium: episodes, errors, crashes, isolation and budgets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from agentgym.envs.web.env import WebShopEnv, WebTrackerEnv
+from agentgym.envs.web.oracle import WebOracle, tool_call
+from agentgym.envs.web.snapshot import find_ref
+from gymnasium.utils.env_checker import check_env
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def shop():
+    env = WebShopEnv()
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    env = WebTrackerEnv()
+    yield env
+    env.close()
+
+
+def play(env, task, plan=None):
+    """Run the oracle (optionally on a changed plan); return (observation, info)."""
+    oracle = WebOracle(task)
+    if plan is not None:
+        oracle.plan = plan
+    obs, info = env.reset(options={"task_id": task.id})
+    done = truncated = False
+    while not (done or truncated):
+        obs, _, done, truncated, info = env.step(oracle.act(obs))
+    return obs, info
+
+
+def shortest_per_template(env):
+    best = {}
+    for task in env.tasks("test"):
+        kind = task.metadata["template"]
+        if kind not in best or task.min_turns < best[kind].min_turns:
+            best[kind] = task
+    return list(best.values())
+
+
+def call(env, name, **arguments):
+    return env.step(tool_call(name, **arguments))
+
+
+@pytest.mark.parametrize("cls", [WebShopEnv, WebTrackerEnv])
+def test_check_env_passes(cls):
+    env = cls()
+    try:
+        check_env(env, skip_render_check=True)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_name", ["shop", "tracker"])
+def test_oracle_reading_the_outline_solves_a_task_of_every_template(env_name, request):
+    env = request.getfixturevalue(env_name)
+    for task in shortest_per_template(env):
+        obs, info = play(env, task)
+        assert info["success"], f"{task.id}: {obs}"
+        assert info["turn"] == task.min_turns, task.id
+
+
+def test_oracle_solves_a_thirty_step_task(tracker):
+    task = next(t for t in tracker.tasks("test") + tracker.tasks("train") if t.min_turns >= 30)
+    obs, info = play(tracker, task)
+    assert info["success"], obs
+
+
+@pytest.mark.parametrize("env_name", ["shop", "tracker"])
+def test_wrong_answers_fail_information_tasks(env_name, request):
+    env = request.getfixturevalue(env_name)
+    for task in shortest_per_template(env):
+        if task.metadata["kind"] == "info":
+            obs, info = play(env, task, [{"op": "answer", "text": "Sabre & Co 9999"}])
+            assert not info["success"] and "not solved" in obs, task.id
+
+
+def _skip_last_click(task):
+    plan = task.metadata["plan"]
+    last = max(i for i, step in enumerate(plan) if step["op"] == "click")
+    return plan[:last] + plan[last + 1 :]
+
+
+def test_purchase_without_placing_the_order_fails(shop):
+    task = next(t for t in shop.tasks("test") if t.metadata["template"] == "buy_one")
+    obs, info = play(shop, task, _skip_last_click(task))
+    assert not info["success"] and "expected exactly one new order, found 0" in obs
+
+
+def test_purchase_in_the_wrong_size_fails(shop):
+    from agentgym.envs.web.apps.shop_data import catalogue
+
+    def other_size(task):
+        (product_id, size, _, _), *_ = task.metadata["expect"]["lines"]
+        return next((s for s in catalogue(0).product(product_id).sizes if s != size), None)
+
+    task = next(t for t in shop.tasks("test") if t.metadata["template"] == "buy_one" and other_size(t))
+    size = other_size(task)
+    plan = [dict(s, option=size) if s["op"] == "select" and s["name"] == "Size" else s for s in task.metadata["plan"]]
+    obs, info = play(shop, task, plan)
+    assert not info["success"] and "exactly the asked products" in obs
+
+
+def test_leaving_one_issue_open_fails_a_close_task(tracker):
+    task = next(t for t in tracker.tasks("test") if t.metadata["template"] == "close_mine")
+    obs, info = play(tracker, task, _skip_last_click(task))
+    assert not info["success"] and "not in the expected state" in obs
+
+
+def test_missing_ref_is_reported_at_once(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    start = time.perf_counter()
+    obs, _, done, _, _ = call(shop, "click", ref="e999")
+    assert time.perf_counter() - start < 0.5
+    assert "no element with ref e999" in obs and not done
+
+
+def test_goto_to_an_outside_address_is_refused(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "goto", url="https://example.com/")
+    assert "can only reach the local site" in obs
+
+
+def test_relative_goto_opens_a_page_of_the_site(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "goto", url="/orders")
+    assert "Title: Your orders" in obs and "Order #1001" in obs
+
+
+def test_requests_to_other_servers_are_blocked_even_on_loopback(shop):
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+        # A page link to another server, followed by the agent: the browser must not reach it.
+        shop.tab.page.evaluate(
+            f"document.querySelector('footer a').href = 'http://127.0.0.1:{other.server_address[1]}/secret'"
+        )
+        obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Help centre"))
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert hits == []
+    assert "could not be loaded: only the local site" in obs
+
+
+def test_outside_link_gives_a_clear_observation_and_back_returns(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Help centre"))
+    assert "every other address is blocked" in obs
+    obs, *_ = call(shop, "back")
+    assert "Title: Welcome" in obs
+
+
+def test_crashed_page_is_reopened_with_a_clear_observation(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "goto", url="/orders")
+    with pytest.raises(Exception, match="ERR_ABORTED"):
+        shop.tab.page.goto("chrome://crash")
+    obs, _, done, _, _ = call(shop, "click", ref=find_ref(obs, "link", "Order #1002"))
+    assert "The page crashed and was reopened" in obs and "Title: Your orders" in obs and not done
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Order #1001"))
+    assert "Title: Order #1001" in obs
+
+
+def _browser_pids():
+    """Chromium browser processes started by this test process (children of its driver)."""
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != parent:
+                    continue
+                with open(f"/proc/{entry}/cmdline") as f:
+                    cmdline = f.read().split("\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            frontier.append(int(entry))
+            if "--remote-debugging-pipe" in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_browser_is_relaunched_after_being_killed(shop):
+    task = min(shop.tasks("test"), key=lambda t: t.min_turns)
+    shop.reset(options={"task_id": task.id})
+    pids = _browser_pids()
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+    time.sleep(0.3)
+    obs, info = play(shop, task)
+    assert info["success"], obs
+    assert _browser_pids() and _browser_pids() != pids
+
+
+def test_a_context_per_episode_leaks_no_cookies(tracker):
+    task = next(t for t in tracker.tasks("test") if t.metadata["template"] == "count")
+    play(tracker, task)
+    assert tracker.tab.context.cookies()  # logged in during the episode
+    obs, _ = tracker.reset(options={"task_id": task.id})
+    assert tracker.tab.context.cookies() == []
+    obs, *_ = call(tracker, "goto", url="/issues")
+    assert "Title: Log in" in obs
+
+
+def test_database_is_fresh_each_episode(shop):
+    task = next(t for t in shop.tasks("test") if t.metadata["template"] == "buy_one")
+    assert play(shop, task)[1]["success"]
+    shop.reset(options={"task_id": task.id})
+    obs, *_ = call(shop, "goto", url="/orders")
+    assert "Order #1007" not in obs and "Order #1006" in obs
+
+
+def test_concurrent_episodes_in_one_thread_do_not_collide(shop):
+    other = WebShopEnv()
+    try:
+        task = next(t for t in shop.tasks("test") if t.metadata["template"] == "buy_one")
+        other.reset(options={"task_id": task.id})
+        assert play(shop, task)[1]["success"]
+        obs, *_ = other.step(tool_call("goto", url="/orders"))
+        assert "Order #1007" not in obs
+    finally:
+        other.close()
+
+
+def test_long_outline_is_cut_with_a_note_and_scroll_shows_the_rest():
+    env = WebShopEnv(max_obs_chars=600)
+    try:
+        obs, _ = env.reset(options={"task_id": env.tasks("test")[0].id})
+        assert "scroll down to see them" in obs and 'link "Kitchen"' not in obs
+        seen = obs
+        for _ in range(20):
+            obs, *_ = env.step(tool_call("scroll", direction="down"))
+            seen += obs
+            if "cannot scroll down" in obs:
+                break
+        assert 'link "Kitchen"' in seen
+        obs, *_ = env.step(tool_call("scroll", direction="up"))
+        assert "lines above are not shown" in obs or "Title: Welcome" in obs
+    finally:
+        env.close()
+
+
+def test_select_with_an_unknown_option_lists_the_options(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="Spaceships")
+    assert "has no option 'Spaceships'" in obs and "'Shoes'" in obs
+
+
+def test_stepping_from_another_thread_fails_with_a_clear_message(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    errors = []
+
+    def step():
+        try:
+            shop.step(tool_call("goto", url="/cart"))
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    worker = threading.Thread(target=step)
+    worker.start()
+    worker.join()
+    assert errors and "bound to the thread that started it" in errors[0]
