@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from agentgym.cli import envs, play
+from agentgym.cli import envs, eval, play
 
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules; each has `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS = [envs, play]
+COMMANDS = [envs, play, eval]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,275 @@
+"""Typed configs from YAML, with `key.sub=value` overrides and errors that name the key.
+
+Configs are dataclasses whose fields carry a one-line help (`help_field`). Loading checks
+every key and type: an unknown key is an error naming it and the closest valid key.
+
+Example:
+    >>> cfg = load_config("configs/quickstart_eval.yaml", EvalConfig, ["policy.model=tiny-random", "horizons=[1,2]"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "EnvConfig",
+    "EvalConfig",
+    "PolicyConfig",
+    "RolloutConfig",
+    "SamplingConfig",
+    "config_help",
+    "from_dict",
+    "help_field",
+    "load_config",
+    "to_dict",
+]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value or key that is wrong; the message names the key."""
+
+
+def help_field(default: Any = MISSING, help: str = "", **kwargs: Any) -> Any:
+    """A dataclass field with a one-line help (mutable defaults are copied per instance)."""
+    if "default_factory" in kwargs:
+        return field(metadata={"help": help}, **kwargs)
+    if isinstance(default, list | dict):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+# ---------------------------------------------------------------------- sections
+
+
+@dataclass
+class PolicyConfig:
+    backend: Literal["hf", "openai", "vllm"] = help_field(
+        "hf", "hf (transformers), openai (any OpenAI-compatible server) or vllm"
+    )
+    model: str = help_field(
+        "smollm2-135m", "smollm2-135m (embedded), a Hugging Face id, a local folder, or tiny-random"
+    )
+    dtype: str = help_field("auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16")
+    device: str | None = help_field(None, "cpu, cuda, cuda:1, ...; default: cuda if available")
+    batch_size: int = help_field(16, "most prompts per generation batch (hf)")
+    base_url: str | None = help_field(None, "server URL for the openai backend, e.g. http://127.0.0.1:8000/v1")
+    api: Literal["completions", "chat"] = help_field(
+        "completions", "openai backend: completions (token ids in) or chat (messages in)"
+    )
+    tokenizer: str | None = help_field(
+        None, "openai backend: tokenizer for rendering prompts (default: the model's, else the embedded one)"
+    )
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = help_field(128, "most tokens per turn (the per-turn token budget)")
+    temperature: float = help_field(1.0, "sampling temperature; 0 = greedy")
+    top_p: float = help_field(1.0, "nucleus sampling threshold")
+    stop: list[str] = help_field([], "strings that end a turn (kept in the reply)")
+
+
+@dataclass
+class EnvConfig:
+    id: str = help_field("agentgym/GuessNumber-16-v0", "registered env id (see `agentgym envs`)")
+    kwargs: dict[str, Any] = help_field({}, "constructor arguments of the env")
+    split: str = help_field("test", "split whose tasks are used")
+    num_tasks: int | None = help_field(None, "use the first N tasks of the split (default: all)")
+
+
+@dataclass
+class RolloutConfig:
+    max_concurrent: int = help_field(64, "most episodes in flight at once")
+    max_context_tokens: int = help_field(4096, "context window; an episode that cannot fit its next turn ends overlong")
+    announce_budget: bool = help_field(False, "tell the agent its turn budget in the system prompt")
+    check_again: bool = help_field(False, "TTI's check-again: ask the agent once to verify before accepting an answer")
+    budget_tracker: bool = help_field(
+        False, "BATS: append a <budget> line (turns and tool calls used/left) to observations"
+    )
+    tools_in_template: bool | None = help_field(None, "pass tools to the chat template (default: if it supports them)")
+
+
+@dataclass
+class EvalConfig:
+    env: EnvConfig = help_field(None, "the environment", default_factory=EnvConfig)
+    policy: PolicyConfig = help_field(None, "the policy", default_factory=PolicyConfig)
+    sampling: SamplingConfig = help_field(None, "per-turn sampling", default_factory=SamplingConfig)
+    rollout: RolloutConfig = help_field(None, "rollout settings", default_factory=RolloutConfig)
+    horizons: list[int] = help_field([1, 2, 4, 8, 16], "turn budgets to evaluate at")
+    samples_per_task: int = help_field(4, "k: episodes per task and horizon (pass@k needs k >= 2)")
+    sweep: Literal["auto", "prefix", "rerun"] = help_field(
+        "auto",
+        "prefix: one run at the largest horizon, success@h = solved within h turns; rerun: one run per horizon; "
+        "auto: prefix unless the agent is told its budget",
+    )
+    seed: int = help_field(0, "seed of sampling and of env resets")
+    output_dir: str = help_field("runs/eval", "where results.json/csv, the plot and trajectories go")
+    save_trajectories: bool = help_field(True, "write trajectories.jsonl")
+    training_horizon: int | None = help_field(None, "marked on the plot: the horizon the policy was trained at")
+    bootstrap: int = help_field(1000, "bootstrap resamples for the 95% bands")
+    label: str | None = help_field(None, "curve label in plots (default: the model name)")
+    progress: bool = help_field(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        if not self.horizons or any(h < 1 for h in self.horizons):
+            raise ConfigError(f"horizons must be positive integers, got {self.horizons}")
+        if self.samples_per_task < 1:
+            raise ConfigError(f"samples_per_task must be >= 1, got {self.samples_per_task}")
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {_type_name(tp)}")
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}{hint}")
+        return value
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of its fields, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if origin is list or tp is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build a config dataclass from a mapping, checking every key and type."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints or key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {prefix + close[0]!r}?" if close else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"unknown config key {prefix + str(key)!r}{hint}")
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix or 'config'}: {exc}") from exc
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.sub=value` strings; values are parsed as YAML (`3`, `true`, `[1, 2]`, `null`)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        _set_path(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return data
+
+
+def load_config(path: str | Path | None, cls: type[T], overrides: list[str] | None = None) -> T:
+    """Read a YAML config (or start from defaults when `path` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    apply_overrides(data, overrides or [])
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_help(cls: type, prefix: str = "") -> list[str]:
+    """One line per key: `key (type, default): help`."""
+    lines = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        tp = hints[f.name]
+        if is_dataclass(tp):
+            lines.append(f"{prefix}{f.name}: {f.metadata.get('help', '')}")
+            lines.extend(config_help(tp, prefix=f"{prefix}{f.name}."))
+            continue
+        default = (
+            f.default
+            if f.default is not MISSING
+            else (f.default_factory() if f.default_factory is not MISSING else "required")
+        )
+        lines.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
+    return lines

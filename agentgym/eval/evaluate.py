@@ -1,0 +1,147 @@
+"""`evaluate`: a policy on an env's test split at several turn budgets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import torch
+
+from agentgym.config import EvalConfig, to_dict
+from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
+from agentgym.eval.plots import plot_curves
+from agentgym.policy.base import Policy, SamplingParams
+from agentgym.registration import full_id, load_plugins
+from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, run_episodes
+from agentgym.trajectory import Trajectory, save_trajectories
+
+__all__ = ["EvalResult", "evaluate"]
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate` measured; also written to `output_dir`."""
+
+    summary: dict[str, Any]
+    trajectories: list[Trajectory]
+    output_dir: Path
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.summary["horizons"]
+
+    def success_at(self, h: int) -> float:
+        return next(r["success"] for r in self.rows if r["horizon"] == h)
+
+
+def sampling_params(cfg: EvalConfig) -> SamplingParams:
+    s = cfg.sampling
+    return SamplingParams(s.max_new_tokens, s.temperature, s.top_p, tuple(s.stop))
+
+
+def rollout_options(cfg: EvalConfig) -> RolloutOptions:
+    r = cfg.rollout
+    return RolloutOptions(
+        max_new_tokens=cfg.sampling.max_new_tokens,
+        max_context_tokens=r.max_context_tokens,
+        announce_budget=r.announce_budget,
+        check_again=r.check_again,
+        budget_tracker=r.budget_tracker,
+        tools_in_template=r.tools_in_template,
+    )
+
+
+def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
+    """Run the sweep the config describes and write results.json, results.csv,
+    success_vs_turns.png (and trajectories.jsonl) into `cfg.output_dir`."""
+    load_plugins()
+    env_id = full_id(cfg.env.id)
+    if env_id not in gymnasium.registry:
+        from difflib import get_close_matches
+
+        close = get_close_matches(env_id, list(gymnasium.registry), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see `agentgym envs`"
+        raise ValueError(f"env.id: unknown environment {cfg.env.id!r}{hint}")
+    if policy is None:
+        from agentgym.policy.factory import build_policy
+
+        policy = build_policy(cfg.policy)
+    torch.manual_seed(cfg.seed)
+    probe = gymnasium.make(env_id, **cfg.env.kwargs)
+    tasks = probe.unwrapped.tasks(cfg.env.split)
+    probe.close()
+    if cfg.env.num_tasks is not None:
+        tasks = tasks[: cfg.env.num_tasks]
+    horizons = sorted(set(cfg.horizons))
+    told = cfg.rollout.announce_budget
+    mode = cfg.sweep if cfg.sweep != "auto" else ("rerun" if told else "prefix")
+    run_horizons = [max(horizons)] if mode == "prefix" else horizons
+    specs = [
+        EpisodeSpec(t.id, h, sample=s, seed=cfg.seed * 1_000_003 + i * 101 + s)
+        for h in run_horizons
+        for i, t in enumerate(tasks)
+        for s in range(cfg.samples_per_task)
+    ]
+    stats = RolloutStats()
+    trajectories = run_episodes(
+        policy,
+        lambda: gymnasium.make(env_id, **cfg.env.kwargs),
+        env_id,
+        specs,
+        sampling_params(cfg),
+        rollout_options(cfg),
+        max_concurrent=cfg.rollout.max_concurrent,
+        progress=f"eval {env_id.split('/')[-1]}" if cfg.progress else False,
+        stats=stats,
+    )
+    rows = []
+    for h in horizons:
+        subset = trajectories if mode == "prefix" else [t for t in trajectories if t.horizon == h]
+        rows.append(horizon_metrics(subset, h, derive=mode == "prefix", resamples=cfg.bootstrap, seed=cfg.seed))
+    summary: dict[str, Any] = {
+        "env": env_id,
+        "model": getattr(policy, "name", "policy"),
+        "label": cfg.label or getattr(policy, "name", "policy"),
+        "split": cfg.env.split,
+        "tasks": len(tasks),
+        "samples_per_task": cfg.samples_per_task,
+        "sweep": mode,
+        "training_horizon": cfg.training_horizon,
+        "horizons": rows,
+        "throughput": {
+            "episodes": stats.episodes,
+            "seconds": round(stats.seconds, 2),
+            "episodes_per_s": round(stats.episodes_per_s, 3),
+            "generated_tokens_per_s": round(stats.tokens_per_s, 1),
+            "generate_seconds": round(stats.generate_seconds, 2),
+            "env_seconds": round(stats.env_seconds, 2),
+            "mean_batch": round(sum(stats.batch_sizes) / max(len(stats.batch_sizes), 1), 1),
+        },
+        "config": to_dict(cfg),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    kv = task_accuracy_by_step([t for t in trajectories if t.horizon == max(run_horizons)])
+    if kv is not None:
+        summary["task_accuracy_by_step"] = kv
+    out = write_results(summary, trajectories if cfg.save_trajectories else None, Path(cfg.output_dir))
+    return EvalResult(summary, trajectories, out)
+
+
+def write_results(summary: dict[str, Any], trajectories: list[Trajectory] | None, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    rows = summary["horizons"]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_curves([summary], out / "success_vs_turns.png")
+    if trajectories is not None:
+        save_trajectories(trajectories, out / "trajectories.jsonl")
+    return out

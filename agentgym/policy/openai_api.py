@@ -1,0 +1,126 @@
+"""`OpenAIPolicy`: any OpenAI-compatible server (vLLM, SGLang, an API) as a policy.
+
+Two APIs:
+- "completions" (default): the prompt goes as token ids, so the server sees exactly the
+  tokens agentgym rendered; servers that return token ids with the log-probs (vLLM with
+  `return_tokens_as_token_ids`) give exact trajectories, others are re-tokenised locally.
+- "chat": the conversation goes as messages (for APIs that only take chat); the reply is
+  re-tokenised locally, so such trajectories are for evaluation, not training.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from agentgym.policy.base import Generation, Policy, SamplingParams
+from agentgym.policy.models import DEFAULT_MODEL, load_tokenizer
+
+__all__ = ["OpenAIPolicy"]
+
+
+class OpenAIPolicy(Policy):
+    """A policy served behind an OpenAI-compatible HTTP API.
+
+    Args:
+        model: the model name the server knows.
+        base_url: e.g. "http://127.0.0.1:8000/v1" (default: `$OPENAI_BASE_URL`, else OpenAI's).
+        api_key: default `$OPENAI_API_KEY`, else "EMPTY" (local servers ignore it).
+        api: "completions" (token ids in) or "chat" (messages in).
+        tokenizer: a tokenizer name or object for rendering prompts and counting tokens;
+            default: `model` if it loads, else the embedded default's.
+        max_workers: concurrent requests (servers batch them).
+        timeout: seconds per request.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api: Literal["completions", "chat"] = "completions",
+        tokenizer: Any = None,
+        max_workers: int = 16,
+        timeout: float = 120.0,
+    ):
+        import openai
+
+        if api not in ("completions", "chat"):
+            raise ValueError(f'api must be "completions" or "chat", got {api!r}')
+        self.name, self.api = model, api
+        self.client = openai.OpenAI(
+            base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            timeout=timeout,
+            max_retries=2,
+        )
+        if tokenizer is None or isinstance(tokenizer, str):
+            tokenizer = load_tokenizer(tokenizer or DEFAULT_MODEL)
+        self.tokenizer = tokenizer
+        self.pool = ThreadPoolExecutor(max_workers=max_workers)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        messages: Sequence[list[dict[str, Any]]] | None = None,
+    ) -> list[Generation]:
+        if self.api == "chat":
+            if messages is None:
+                raise ValueError('OpenAIPolicy(api="chat") needs the conversations as messages')
+            return list(self.pool.map(lambda m: self._chat(m, params), messages))
+        return list(self.pool.map(lambda p: self._complete(p, params), prompts))
+
+    def _common(self, params: SamplingParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.name,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        return kwargs
+
+    def _complete(self, prompt: Sequence[int], params: SamplingParams) -> Generation:
+        resp = self.client.completions.create(
+            prompt=list(prompt),
+            logprobs=1,
+            extra_body={"return_tokens_as_token_ids": True},
+            **self._common(params),
+        )
+        choice = resp.choices[0]
+        lp = choice.logprobs
+        ids: list[int] | None = None
+        logprobs: list[float] = []
+        if lp is not None and lp.tokens and all(t.startswith("token_id:") for t in lp.tokens):
+            ids = [int(t.split(":", 1)[1]) for t in lp.tokens]
+            logprobs = [float(x or 0.0) for x in lp.token_logprobs]
+        return self._generation(choice.text, choice.finish_reason, ids, logprobs)
+
+    def _chat(self, msgs: list[dict[str, Any]], params: SamplingParams) -> Generation:
+        resp = self.client.chat.completions.create(messages=msgs, logprobs=True, **self._common(params))
+        choice = resp.choices[0]
+        logprobs = [c.logprob for c in (choice.logprobs.content or [])] if choice.logprobs else []
+        return self._generation(choice.message.content or "", choice.finish_reason, None, logprobs)
+
+    def _generation(self, text: str, finish: str | None, ids: list[int] | None, logprobs: list[float]) -> Generation:
+        reason = "length" if finish == "length" else "stop"
+        eos = self.tokenizer.eos_token_id
+        if ids is None:  # re-tokenise the text; close the turn like the model would have
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            logprobs = logprobs[: len(ids)] + [0.0] * max(0, len(ids) - len(logprobs))
+            if reason == "stop":
+                ids, logprobs = [*ids, eos], [*logprobs, 0.0]
+        elif reason == "stop" and (not ids or ids[-1] != eos):
+            ids, logprobs = [*ids, eos], [*logprobs, 0.0]  # the server stripped the end-of-turn token
+        if ids and ids[-1] == eos:
+            text = self.tokenizer.decode(ids[:-1], skip_special_tokens=False) if ids[:-1] else text
+        return Generation(ids, logprobs, text, reason)
