@@ -100,9 +100,10 @@ class OpenAIPolicy(Policy):
         lp = choice.logprobs
         ids: list[int] | None = None
         logprobs: list[float] = []
-        if lp is not None and lp.tokens and all(t.startswith("token_id:") for t in lp.tokens):
-            ids = [int(t.split(":", 1)[1]) for t in lp.tokens]
+        if lp is not None and lp.token_logprobs:
             logprobs = [float(x or 0.0) for x in lp.token_logprobs]
+            if lp.tokens and all(t.startswith("token_id:") for t in lp.tokens):
+                ids = [int(t.split(":", 1)[1]) for t in lp.tokens]
         return self._generation(choice.text, choice.finish_reason, ids, logprobs)
 
     def _chat(self, msgs: list[dict[str, Any]], params: SamplingParams) -> Generation:
@@ -114,7 +115,7 @@ class OpenAIPolicy(Policy):
     def _generation(self, text: str, finish: str | None, ids: list[int] | None, logprobs: list[float]) -> Generation:
         reason = "length" if finish == "length" else "stop"
         eos = self.tokenizer.eos_token_id
-        if ids is None:  # re-tokenise the text; close the turn like the model would have
+        if ids is None:  # re-tokenise the text (log-probs align only where tokenisations agree)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             logprobs = logprobs[: len(ids)] + [0.0] * max(0, len(ids) - len(logprobs))
             if reason == "stop":

@@ -114,13 +114,17 @@ class Episode:
             self._finish(reason, info)
             return
         delta = self.fmt.user_turn(observation)
-        seg.extend(delta, False)
-        self._check_context(0, info)
+        if not self._check_context(len(delta), info):
+            seg.extend(delta, False)
 
-    def _check_context(self, extra: int, info: dict[str, Any] | None = None) -> None:
-        """End the episode `overlong` when the next completion could not fit the window."""
+    def _check_context(self, extra: int, info: dict[str, Any] | None = None) -> bool:
+        """End the episode `overlong` (and return True) when `extra` more tokens and the
+        next completion would not fit the window; the record never holds more than the
+        policy could have seen."""
         if len(self.segment) + extra + self.options.max_new_tokens > self.options.max_context_tokens:
             self._finish("overlong", info or {})
+            return True
+        return False
 
     # ------------------------------------------------------------------ endings
 

@@ -25,6 +25,8 @@ class GuessNumberEnv(ToolEnv):
         n: the number lies in [1, n].
         answer_is_final: if True a wrong `<answer>` ends the episode (a failure); by default
             an answer is a guess like `guess(n)` and gets feedback.
+        guess_tool: offer the `guess` tool; without it the agent guesses with `<answer>` only
+            (a shorter prompt, easier for small models).
         num_train, num_test: tasks per split.
         **kwargs: `TextEnv` arguments (max_turns, split, task_seed, render_mode).
     """
@@ -32,9 +34,19 @@ class GuessNumberEnv(ToolEnv):
     default_max_turns = 8
 
     def __init__(
-        self, n: int = 100, answer_is_final: bool = False, num_train: int = 1000, num_test: int = 200, **kwargs: Any
+        self,
+        n: int = 100,
+        answer_is_final: bool = False,
+        guess_tool: bool = True,
+        num_train: int = 1000,
+        num_test: int = 200,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if answer_is_final and not guess_tool:
+            raise ValueError("answer_is_final=True needs guess_tool=True: otherwise the first guess is the last")
+        if not guess_tool:
+            self.restrict_tools(())
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         self.n = n
@@ -48,7 +60,9 @@ class GuessNumberEnv(ToolEnv):
     def setup(self, task: Task) -> str:
         self.target = task.metadata["target"]
         how = "Guess with <answer>K</answer> or the guess tool."
-        if self.answer_is_final:
+        if not self.tools:
+            how = "Reply with one guess per turn, like <answer>K</answer>."
+        elif self.answer_is_final:
             how = "Probe with the guess tool; <answer>K</answer> is final."
         return f"{task.instruction} {how}"
 

@@ -1,0 +1,111 @@
+"""A small OpenAI-compatible HTTP server for tests: /v1/completions and /v1/chat/completions.
+
+It answers GuessNumber by bisection on the feedback in the conversation, so episodes
+through it succeed deterministically. It runs on 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from agentgym.envs.guess_number.oracle import BisectionOracle
+
+
+class FakeOpenAI:
+    def __init__(self, tokenizer, n: int = 16, token_ids: bool = True):
+        self.tokenizer, self.n, self.token_ids = tokenizer, n, token_ids
+        self.requests: list[dict] = []
+        handler = self._handler()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reply_for(self, observations: list[str]) -> str:
+        oracle = BisectionOracle(self.n)
+        action = ""
+        for obs in observations:
+            action = oracle.act(obs)
+        return action
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, payload):
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append({"path": self.path, **req})
+                tok = fake.tokenizer
+                if self.path.endswith("/chat/completions"):
+                    obs = [m["content"] for m in req["messages"] if m["role"] == "user"]
+                    text = fake.reply_for(obs)
+                    n = len(tok(text, add_special_tokens=False)["input_ids"])
+                    content = [{"token": "x", "logprob": -0.5, "bytes": None, "top_logprobs": []} for _ in range(n)]
+                    choice = {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                        "logprobs": {"content": content},
+                    }
+                    return self._send(
+                        200,
+                        {
+                            "id": "c",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": req["model"],
+                            "choices": [choice],
+                        },
+                    )
+                if self.path.endswith("/completions"):
+                    prompt = tok.decode(req["prompt"])
+                    obs = [part.split("<|im_end|>")[0] for part in prompt.split("<|im_start|>user\n")[1:]]
+                    text = fake.reply_for(obs)
+                    ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                    if fake.token_ids and req.get("return_tokens_as_token_ids"):
+                        tokens = [f"token_id:{i}" for i in ids]
+                    else:
+                        tokens, ids = [tok.decode([i]) for i in ids[:-1]], ids[:-1]
+                    logprobs = {
+                        "tokens": tokens,
+                        "token_logprobs": [-0.25] * len(tokens),
+                        "top_logprobs": None,
+                        "text_offset": None,
+                    }
+                    choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": logprobs}
+                    return self._send(
+                        200,
+                        {
+                            "id": "c",
+                            "object": "text_completion",
+                            "created": 0,
+                            "model": req["model"],
+                            "choices": [choice],
+                        },
+                    )
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        return Handler

@@ -1,0 +1,57 @@
+"""Typed configs: YAML + overrides, errors that name the key and the closest valid one."""
+
+import pytest
+
+from agentgym.config import ConfigError, EvalConfig, config_help, load_config
+
+
+def test_yaml_and_overrides_build_typed_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "env:\n  id: agentgym/KVSum-v0\n  kwargs: {num_steps: 5}\nhorizons: [1, 2]\nsampling:\n  temperature: 0\n"
+    )
+    cfg = load_config(path, EvalConfig, ["policy.model=tiny-random", "sampling.stop=['</answer>']"])
+    assert cfg.env.id == "agentgym/KVSum-v0" and cfg.env.kwargs == {"num_steps": 5}
+    assert cfg.horizons == [1, 2] and cfg.sampling.temperature == 0.0 and isinstance(cfg.sampling.temperature, float)
+    assert cfg.policy.model == "tiny-random" and cfg.sampling.stop == ["</answer>"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("polcy.model=x", "unknown config key 'polcy'; did you mean 'policy'?"),
+        ("policy.modle=x", "unknown config key 'policy.modle'; did you mean 'policy.model'?"),
+        ("sampling.temperature=hot", "sampling.temperature must be a number, got 'hot'"),
+        ("samples_per_task=2.5", "samples_per_task must be an integer"),
+        ("policy.backend=hff", "policy.backend must be one of ['hf', 'openai', 'vllm'], got 'hff'; did you mean 'hf'?"),
+        ("horizons=[0]", "horizons must be positive integers"),
+        ("rollout.check_again=maybe", "rollout.check_again must be true or false"),
+        ("horizons", "must look like key.sub=value"),
+    ],
+)
+def test_bad_values_and_keys_are_named(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, EvalConfig, [override])
+    assert message in str(info.value)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("env: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+        load_config(path, EvalConfig)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml", EvalConfig)
+
+
+def test_every_key_has_a_one_line_help():
+    lines = config_help(EvalConfig)
+    assert all(line.rstrip().split(": ", 1)[1] for line in lines if line.startswith("  "))
+    assert any("policy.model" in line for line in lines)
+
+
+def test_defaults_do_not_share_mutable_state():
+    a, b = EvalConfig(), EvalConfig()
+    a.horizons.append(99)
+    a.env.kwargs["x"] = 1
+    assert b.horizons == [1, 2, 4, 8, 16] and b.env.kwargs == {}
