@@ -38,7 +38,7 @@ def test_bad_values_and_keys_are_named(override, message):
 def test_bad_yaml_file_names_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("env: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML"):
         load_config(path, EvalConfig)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml", EvalConfig)
