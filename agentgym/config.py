@@ -99,6 +99,26 @@ class RolloutConfig:
         False, "BATS: append a <budget> line (turns and tool calls used/left) to observations"
     )
     tools_in_template: bool | None = help_field(None, "pass tools to the chat template (default: if it supports them)")
+    backend: Literal["local", "ray"] = help_field("local", "where envs run: local (this process) or ray (actors)")
+    num_workers: int | None = help_field(None, "ray: env worker actors, each hosting several envs (default: cores)")
+    address: str | None = help_field(None, "ray: address of an existing cluster (default: start a local Ray)")
+    step_timeout_s: float | None = help_field(None, "an env step or reset taking longer aborts its episode")
+    context: Literal["full", "keep_last_k", "summarize"] = help_field(
+        "full", "context strategy: full, keep_last_k (older observations -> placeholder) or summarize (SUPO)"
+    )
+    keep_last_k: int = help_field(5, "keep_last_k: observations shown in full")
+    summary_threshold: float = help_field(0.95, "summarize: ask for a summary past this fraction of the window")
+    max_summaries: int | None = help_field(3, "summarize: most summaries; one more ends the episode overlong")
+    train_on_summaries: bool = help_field(True, "summarize: loss mask 1 on summary tokens (0: recorded, not trained)")
+    max_total_tokens: int | None = help_field(None, "most tokens generated in an episode; past it: overlong")
+
+    def __post_init__(self) -> None:
+        if self.keep_last_k < 1:
+            raise ConfigError(f"rollout.keep_last_k must be >= 1, got {self.keep_last_k}")
+        if not 0.0 < self.summary_threshold <= 1.0:
+            raise ConfigError(f"rollout.summary_threshold must be in (0, 1], got {self.summary_threshold}")
+        if self.num_workers is not None and self.num_workers < 1:
+            raise ConfigError(f"rollout.num_workers must be >= 1, got {self.num_workers}")
 
 
 @dataclass

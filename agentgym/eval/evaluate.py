@@ -17,7 +17,7 @@ from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
 from agentgym.eval.plots import plot_curves
 from agentgym.policy.base import Policy, SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, run_episodes
+from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, RolloutStats, env_maker, rollout_metrics
 from agentgym.trajectory import Trajectory, save_trajectories
 
 __all__ = ["EvalResult", "evaluate"]
@@ -53,6 +53,12 @@ def rollout_options(cfg: EvalConfig) -> RolloutOptions:
         check_again=r.check_again,
         budget_tracker=r.budget_tracker,
         tools_in_template=r.tools_in_template,
+        context=r.context,
+        keep_last_k=r.keep_last_k,
+        summary_threshold=r.summary_threshold,
+        max_summaries=r.max_summaries,
+        train_on_summaries=r.train_on_summaries,
+        max_total_tokens=r.max_total_tokens,
     )
 
 
@@ -88,17 +94,15 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
         for s in range(cfg.samples_per_task)
     ]
     stats = RolloutStats()
-    trajectories = run_episodes(
-        policy,
-        lambda: gymnasium.make(env_id, **cfg.env.kwargs),
-        env_id,
-        specs,
-        sampling_params(cfg),
-        rollout_options(cfg),
-        max_concurrent=cfg.rollout.max_concurrent,
-        progress=f"eval {env_id.split('/')[-1]}" if cfg.progress else False,
-        stats=stats,
-    )
+    with RolloutPool.from_config(cfg.rollout, env_maker(env_id, **cfg.env.kwargs), env_id) as pool:
+        trajectories = pool.run(
+            policy,
+            specs,
+            sampling_params(cfg),
+            rollout_options(cfg),
+            progress=f"eval {env_id.split('/')[-1]}" if cfg.progress else False,
+            stats=stats,
+        )
     rows = []
     for h in horizons:
         subset = trajectories if mode == "prefix" else [t for t in trajectories if t.horizon == h]
@@ -122,6 +126,7 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
             "env_seconds": round(stats.env_seconds, 2),
             "mean_batch": round(sum(stats.batch_sizes) / max(len(stats.batch_sizes), 1), 1),
         },
+        "rollout": rollout_metrics(trajectories, stats),
         "config": to_dict(cfg),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -144,4 +149,6 @@ def write_results(summary: dict[str, Any], trajectories: list[Trajectory] | None
     plot_curves([summary], out / "success_vs_turns.png")
     if trajectories is not None:
         save_trajectories(trajectories, out / "trajectories.jsonl")
+    if "rollout" in summary:
+        (out / "metrics.json").write_text(json.dumps(summary["rollout"], indent=2))
     return out

@@ -1,6 +1,20 @@
-"""Multi-turn rollouts: episodes in flight, batched generation, token-exact trajectories."""
+"""Multi-turn rollouts: episodes in flight, env workers (local or Ray), batched generation,
+token-exact trajectories, and the metrics of each batch."""
 
 from agentgym.rollout.episode import Episode, EpisodeSpec, RolloutOptions
-from agentgym.rollout.runner import RolloutStats, run_episodes
+from agentgym.rollout.metrics import RolloutStats, rollout_metrics, write_rollout
+from agentgym.rollout.pool import RolloutPool
+from agentgym.rollout.runner import run_episodes
+from agentgym.rollout.workers import env_maker
 
-__all__ = ["Episode", "EpisodeSpec", "RolloutOptions", "RolloutStats", "run_episodes"]
+__all__ = [
+    "Episode",
+    "EpisodeSpec",
+    "RolloutOptions",
+    "RolloutPool",
+    "RolloutStats",
+    "env_maker",
+    "rollout_metrics",
+    "run_episodes",
+    "write_rollout",
+]

@@ -1,13 +1,21 @@
-"""One episode in flight: its env, its token record, its conversation."""
+"""One episode in flight: its token record and its conversation, driven by env results.
+
+The `Episode` is the token side of an episode and lives in the driver, next to the
+policy. It never touches the env: the pool runs `reset`/`step` wherever the env lives
+(in this process or in a Ray actor) and feeds the results in (`on_reset`, `on_step`).
+So both backends build trajectories with this one piece of code.
+
+States: "reset" (waits for the env's reset), "policy" (waits for a completion), "env"
+(waits for the env's step), "done".
+"""
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-import gymnasium as gym
-
+from agentgym.budget import Budget
+from agentgym.context import ContextStrategy, Summarize, make_context_strategy
 from agentgym.policy.base import Generation
 from agentgym.prompting import ChatFormat, system_prompt
 from agentgym.trajectory import Segment, Trajectory, json_safe
@@ -35,49 +43,64 @@ class RolloutOptions:
     check_again: bool = False
     budget_tracker: bool = False
     tools_in_template: bool | None = None
+    context: Literal["full", "keep_last_k", "summarize"] = "full"
+    keep_last_k: int = 5
+    summary_threshold: float = 0.95
+    max_summaries: int | None = 3
+    train_on_summaries: bool = True
+    max_total_tokens: int | None = None
 
 
 class Episode:
-    """Drives one env through one episode, building its `Trajectory` token by token.
+    """Builds one episode's `Trajectory` token by token from env results and completions.
 
-    The policy's context is `self.context_ids`; after each completion, `advance` appends
-    the generated tokens (loss mask 1), the template's closing tokens and the next
-    observation's tokens (mask 0), and steps the env.
+    The policy's context is `context_ids` (token ids) and `context_messages` (the same
+    conversation as messages); `traj.messages` is the whole conversation for reading
+    (every message, including the summary requests and the observations a strategy
+    replaced). Strategies (`agentgym.context`) change the context through
+    `append_observation`, `restart` and `ask_for_summary`.
+
+    Example (what the pool does):
+        >>> ep = Episode("agentgym/GuessNumber-v0", EpisodeSpec("test-0", 8), tokenizer, RolloutOptions())
+        >>> ep.on_reset(*env_host.reset(...))            # state "policy"
+        >>> action = ep.act(policy.generate([ep.context_ids], ...)[0])   # state "env"
+        >>> ep.on_step(*env.step(action))                 # "policy" again, or "done"
     """
 
-    def __init__(self, env: gym.Env, env_id: str, spec: EpisodeSpec, tokenizer: Any, options: RolloutOptions):
-        self.env, self.spec, self.options = env, spec, options
+    def __init__(
+        self,
+        env_id: str,
+        spec: EpisodeSpec,
+        tokenizer: Any,
+        options: RolloutOptions,
+        strategy: ContextStrategy | None = None,
+    ):
+        self.spec, self.options = spec, options
         self.fmt = ChatFormat(tokenizer, options.tools_in_template)
         self.traj = Trajectory(env_id=env_id, task_id=spec.task_id, sample=spec.sample, horizon=spec.horizon)
-        self.done = False
-        self.segment: Segment | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        reset_options = {
-            "task_id": self.spec.task_id,
-            "max_turns": self.spec.horizon,
-            "check_again": self.options.check_again,
-            "budget_tracker": self.options.budget_tracker,
-        }
-        try:
-            observation, _ = self.env.reset(seed=self.spec.seed, options=reset_options)
-        except Exception as exc:
-            self._abort(exc)
-            return
-        base = self.env.unwrapped
-        tools = base.tool_schemas
-        system = system_prompt(
-            base.action_format,
-            tools,
-            render_tools=not self.fmt.tools_in_template,
-            max_turns=self.spec.horizon if self.options.announce_budget else None,
+        self.budget = Budget(
+            max_turns=spec.horizon,
+            max_new_tokens=options.max_new_tokens,
+            max_total_tokens=options.max_total_tokens,
+            max_summaries=options.max_summaries,
+            budget_tracker=options.budget_tracker,
+            check_again=options.check_again,
         )
-        self.traj.messages = [{"role": "system", "content": system}, {"role": "user", "content": observation}]
-        self.segment = Segment(prompt_ids=self.fmt.start(self.traj.messages, tools))
-        self.traj.segments.append(self.segment)
-        self._check_context(0)
+        self.strategy = strategy or make_context_strategy(
+            options.context, keep_last_k=options.keep_last_k, summary_threshold=options.summary_threshold
+        )
+        self.state = "reset"
+        self.segment: Segment | None = None
+        self.context_messages: list[dict[str, str]] = []
+        self.task_prompt = ""
+        self.tools: list[dict[str, Any]] = []
+        self.compressions: list[tuple[int, int]] = []  # (tokens before, after) of each summary
+        self._held_back: str | None = None  # the observation kept out of a summarized context
+        self._last_action_tokens = 0
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
 
     @property
     def context_ids(self) -> list[int]:
@@ -85,57 +108,126 @@ class Episode:
 
     @property
     def messages(self) -> list[dict[str, str]]:
-        return self.traj.messages
+        """The conversation the policy sees now (passed to chat-API policies)."""
+        return self.context_messages
 
-    def advance(self, gen: Generation) -> None:
-        """Record a completion, step the env with its text, and append the observation."""
+    def reset_options(self) -> dict[str, Any]:
+        return self.budget.reset_options(self.spec.task_id)
+
+    # ------------------------------------------------------------------ env results
+
+    def on_reset(self, observation: str, action_format: str, tools: list[dict[str, Any]]) -> None:
+        """Open the episode with the env's first observation (the task)."""
+        self.tools, self.task_prompt = list(tools), observation
+        system = system_prompt(
+            action_format,
+            self.tools,
+            render_tools=not self.fmt.tools_in_template,
+            max_turns=self.spec.horizon if self.options.announce_budget else None,
+        )
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": observation}]
+        self.traj.messages = list(messages)
+        self.restart(messages, {})
+
+    def act(self, gen: Generation) -> str | None:
+        """Record a completion; return the action to send to the env, or None when there
+        is none (the completion was a summary, or it ended the episode)."""
         seg, traj = self.segment, self.traj
-        seg.extend(gen.token_ids, True, gen.logprobs)
+        summary = self._held_back is not None
+        seg.extend(gen.token_ids, not summary or self.options.train_on_summaries, gen.logprobs)
         seg.extend(self.fmt.closing(gen.token_ids), False)
         traj.generated_tokens += len(gen.token_ids)
-        traj.messages.append({"role": "assistant", "content": gen.text})
-        try:
-            observation, reward, terminated, truncated, info = self.env.step(gen.text)
-        except Exception as exc:
-            self._abort(exc)
-            return
+        message = {"role": "assistant", "content": gen.text}
+        traj.messages.append(message)
+        self.context_messages.append(message)
+        if self.budget.tokens_exceeded(traj.generated_tokens):
+            self.finish("overlong", {})
+            return None
+        if summary:
+            self._summarized(gen.text)
+            return None
+        self._last_action_tokens = len(gen.token_ids)
+        self.state = "env"
+        return gen.text
+
+    def on_step(self, observation: str, reward: float, terminated: bool, truncated: bool, info: dict) -> None:
+        """Record the env's step; the context strategy places the observation."""
+        traj = self.traj
         traj.turns += 1
         traj.turn_rewards.append(float(reward))
         traj.reward += float(reward)
         traj.turn_invalid.append(int(bool(info.get("invalid_action"))))
         traj.invalid_actions += traj.turn_invalid[-1]
         traj.tool_calls = int(info.get("tool_calls", traj.tool_calls))
-        traj.turn_tokens.append(len(gen.token_ids))
+        traj.turn_tokens.append(self._last_action_tokens)
         traj.turn_tool_calls.append(traj.tool_calls)
         traj.messages.append({"role": "user", "content": observation})
         if terminated or truncated:
             traj.success = bool(info.get("success")) and terminated
-            reason = ("success" if traj.success else "failure") if terminated else "over_turn"
-            self._finish(reason, info)
+            self.finish(("success" if traj.success else "failure") if terminated else "over_turn", info)
             return
-        delta = self.fmt.user_turn(observation)
-        if not self._check_context(len(delta), info):
-            seg.extend(delta, False)
+        self.state = "policy"
+        self.strategy.on_observation(self, observation, info)
 
-    def _check_context(self, extra: int, info: dict[str, Any] | None = None) -> bool:
-        """End the episode `overlong` (and return True) when `extra` more tokens and the
-        next completion would not fit the window; the record never holds more than the
-        policy could have seen."""
-        if len(self.segment) + extra + self.options.max_new_tokens > self.options.max_context_tokens:
-            self._finish("overlong", info or {})
+    # ------------------------------------------------------------------ context changes
+
+    def append_observation(self, observation: str, delta: list[int], info: dict[str, Any]) -> None:
+        """Append an observation's template delta to the current segment."""
+        if self._overflows(len(self.segment) + len(delta), info):
+            return
+        self.segment.extend(delta, False)
+        self.context_messages.append({"role": "user", "content": observation})
+
+    def restart(self, messages: list[dict[str, str]], info: dict[str, Any], kind: str = "turns") -> None:
+        """Start a new segment whose prompt is `messages` rendered by the chat template."""
+        self.segment = Segment(prompt_ids=self.fmt.start(messages, self.tools), kind=kind)
+        self.traj.segments.append(self.segment)
+        self.context_messages = list(messages)
+        self.state = "policy"
+        self._overflows(len(self.segment), info)
+
+    def ask_for_summary(self, request: str, held_back: str, info: dict[str, Any]) -> None:
+        """Hold back `held_back` and ask the policy for a summary (a user message the env
+        never sees); the reply is recorded in this segment, which becomes kind "summary"."""
+        delta = self.fmt.user_turn(request)
+        if self._overflows(len(self.segment) + len(delta), info):
+            return
+        self.segment.extend(delta, False)
+        self.segment.kind = "summary"
+        message = {"role": "user", "content": request}
+        self.context_messages.append(message)
+        self.traj.messages.append(message)
+        self._held_back = held_back
+
+    def _summarized(self, reply: str) -> None:
+        assert isinstance(self.strategy, Summarize)
+        before = len(self.segment)
+        messages = self.strategy.next_context(self, reply, self._held_back)
+        self._held_back = None
+        self.traj.summaries += 1
+        self.traj.messages.append(messages[-1])
+        self.restart(messages, {})
+        self.compressions.append((before, len(self.segment)))
+
+    def _overflows(self, tokens: int, info: dict[str, Any]) -> bool:
+        """End the episode `overlong` (and return True) when `tokens` plus the next
+        completion would not fit the window: the record never holds more than the policy
+        could have seen."""
+        if tokens + self.options.max_new_tokens > self.options.max_context_tokens:
+            self.finish("overlong", info)
             return True
         return False
 
     # ------------------------------------------------------------------ endings
 
-    def _finish(self, reason: str, info: dict[str, Any]) -> None:
+    def finish(self, reason: str, info: dict[str, Any]) -> None:
         self.traj.end_reason = reason
         self.traj.info = json_safe(info)
-        self.done = True
+        self.state = "done"
 
-    def _abort(self, exc: BaseException) -> None:
-        tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-        self.traj.error = f"{type(exc).__name__}: {exc}\n{''.join(tb)[-2000:]}"
+    def abort(self, cause: str) -> None:
+        """End as `aborted` (an env or infrastructure failure, never a zero reward)."""
+        self.traj.error = cause[-4000:]
         self.traj.end_reason = "aborted"
         self.traj.success = False
-        self.done = True
+        self.state = "done"

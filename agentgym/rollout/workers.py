@@ -1,0 +1,217 @@
+"""Where envs live: an `EnvHost` holds several envs and runs their resets and steps.
+
+`LocalWorkers` keeps one host in this process and runs its calls at once, in the
+caller's thread (Playwright's sync API must be driven from the thread that started the
+browser). `RayWorkers` runs hosts as Ray actors: calls return futures, so slow env steps
+overlap with each other and with generation. Each actor runs its calls on one thread
+(Ray's default for a sync actor, kept here), so a web env is always stepped from the
+thread that created it.
+
+An env exception is caught in the host and returned as an error (the env is discarded,
+its episode aborted); a host that dies (SIGKILL, out of memory) or hangs past a timeout
+is replaced by a fresh actor (`restart`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from agentgym.trajectory import json_safe
+
+__all__ = ["EnvHost", "LocalWorkers", "RayWorkers", "WorkerLost", "env_maker"]
+
+
+def env_maker(env_id: str, **kwargs: Any) -> Callable[[], gym.Env]:
+    """A picklable env factory that carries the registry entry of `env_id`, so processes
+    where the id was never registered (Ray workers, for an env registered at run time)
+    can build it too."""
+    return functools.partial(gym.make, gym.spec(env_id), **kwargs)
+
+
+def _error(exc: BaseException) -> str:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+    return f"{type(exc).__name__}: {exc}\n{tb[-2000:]}"
+
+
+class EnvHost:
+    """Several envs, addressed by slot; built on first use with `make_env`.
+
+    Every call returns `(ok, payload, seconds)`: `ok` False means the env raised, and
+    `payload` is the error text (the env is closed and rebuilt on its slot's next use).
+    `seconds` is the env's own time, without any transport.
+    """
+
+    def __init__(self, make_env: Callable[[], gym.Env]):
+        self.make_env = make_env
+        self.envs: dict[int, gym.Env] = {}
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def reset(self, slot: int, seed: int | None, options: dict[str, Any]) -> tuple[bool, Any, float]:
+        """Reset the env of `slot`: payload = (observation, action_format, tool_schemas)."""
+        t0 = time.perf_counter()
+        try:
+            if slot not in self.envs:
+                self.envs[slot] = self.make_env()
+            env = self.envs[slot]
+            observation, _ = env.reset(seed=seed, options=options)
+            base = env.unwrapped
+            payload = (observation, base.action_format, base.tool_schemas)
+        except Exception as exc:
+            self.discard(slot)
+            return False, _error(exc), time.perf_counter() - t0
+        return True, payload, time.perf_counter() - t0
+
+    def step(self, slot: int, action: str) -> tuple[bool, Any, float]:
+        """Step the env of `slot`: payload = (observation, reward, terminated, truncated, info),
+        with only the JSON-safe entries of info (tool schemas stay here)."""
+        t0 = time.perf_counter()
+        try:
+            observation, reward, terminated, truncated, info = self.envs[slot].step(action)
+            payload = (observation, float(reward), bool(terminated), bool(truncated), json_safe(info))
+        except Exception as exc:
+            self.discard(slot)
+            return False, _error(exc), time.perf_counter() - t0
+        return True, payload, time.perf_counter() - t0
+
+    def run(self, calls: list[tuple]) -> list[tuple[bool, Any, float]]:
+        """Several calls in order, `(method, slot, *args)` each: one round trip for a batch."""
+        return [getattr(self, method)(slot, *args) for method, slot, *args in calls]
+
+    def discard(self, slot: int) -> None:
+        """Close and forget the env of `slot` (its state is not trusted any more)."""
+        env = self.envs.pop(slot, None)
+        if env is not None:
+            # An env that failed may fail to close too; it is dropped either way.
+            with contextlib.suppress(Exception):
+                env.close()
+
+    def close(self) -> None:
+        for slot in list(self.envs):
+            self.discard(slot)
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died or could not be reached; its envs are gone."""
+
+
+class _Done:
+    """A finished in-process call (the local backend's future)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+class LocalWorkers:
+    """One in-process `EnvHost`; calls run immediately in the caller's thread."""
+
+    def __init__(self, make_env: Callable[[], gym.Env], slots: int):
+        self.hosts = [EnvHost(make_env)]
+        self.slots_per_worker = slots
+        self.num_workers = 1
+
+    def submit(self, worker: int, method: str, *args: Any) -> _Done:
+        return _Done(getattr(self.hosts[worker], method)(*args))
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        return list(handles)
+
+    def result(self, handle: _Done) -> Any:
+        return handle.value
+
+    def discard(self, worker: int, slot: int) -> None:
+        self.hosts[worker].discard(slot)
+
+    def restart(self, worker: int) -> None:
+        self.hosts[worker].close()
+
+    def close(self) -> None:
+        for host in self.hosts:
+            host.close()
+
+
+class RayWorkers:
+    """`num_workers` Ray actors, each an `EnvHost` with `slots_per_worker` envs.
+
+    Args:
+        make_env: env factory, pickled to the actors (see `env_maker`).
+        num_workers: actors.
+        slots_per_worker: envs per actor.
+        address: an existing cluster (`ray.init(address=...)`); None starts a local Ray
+            with this machine's cores (unless Ray is already initialised in this process).
+        actor_options: extra `ray.remote` options of the actors.
+    """
+
+    def __init__(
+        self,
+        make_env: Callable[[], gym.Env],
+        num_workers: int,
+        slots_per_worker: int,
+        address: str | None = None,
+        actor_options: dict[str, Any] | None = None,
+    ):
+        import ray
+
+        self.ray = ray
+        self.owns_ray = not ray.is_initialized()
+        if self.owns_ray:
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            if address is None:
+                kwargs["num_cpus"] = os.cpu_count()
+            ray.init(address=address, **kwargs)
+        # Env steps wait on I/O (browsers, servers) far more than they compute, so actors
+        # reserve no CPU: 8 of them on a 2-core machine is the point of the pool.
+        options = {"num_cpus": 0, "max_restarts": 0, "max_concurrency": 1, **(actor_options or {})}
+        self.actor_cls = ray.remote(EnvHost).options(**options)
+        self.make_env = make_env
+        self.num_workers, self.slots_per_worker = num_workers, slots_per_worker
+        self.hosts = [self.actor_cls.remote(make_env) for _ in range(num_workers)]
+        self.pids = ray.get([h.ping.remote() for h in self.hosts])
+
+    def submit(self, worker: int, method: str, *args: Any) -> Any:
+        return getattr(self.hosts[worker], method).remote(*args)
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        """The handles that are done: at least one unless `timeout` passes first."""
+        ready, rest = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        if ready and rest:
+            more, _ = self.ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        return ready
+
+    def result(self, handle: Any) -> Any:
+        try:
+            return self.ray.get(handle)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError) as exc:
+            raise WorkerLost(f"{type(exc).__name__}: {str(exc)[:1500]}") from exc
+
+    def discard(self, worker: int, slot: int) -> None:
+        self.hosts[worker].discard.remote(slot)
+
+    def restart(self, worker: int) -> None:
+        """Replace an actor that died or hangs by a fresh one (its envs are lost)."""
+        self.ray.kill(self.hosts[worker], no_restart=True)
+        self.hosts[worker] = self.actor_cls.remote(self.make_env)
+        self.pids[worker] = None  # filled lazily; only tests look at pids
+
+    def close(self) -> None:
+        ray = self.ray
+        if not ray.is_initialized():
+            return
+        with contextlib.suppress(Exception):  # best effort: the actors are killed next
+            ray.get([h.close.remote() for h in self.hosts], timeout=10)
+        for h in self.hosts:
+            ray.kill(h, no_restart=True)
+        if self.owns_ray:
+            ray.shutdown()
