@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from agentgym.cli import envs, eval, play
+from agentgym.cli import envs, eval, play, train
 
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules; each has `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS = [envs, play, eval]
+COMMANDS = [envs, play, eval, train]
 
 
 def build_parser() -> argparse.ArgumentParser:

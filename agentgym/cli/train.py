@@ -1,0 +1,67 @@
+"""`agentgym train CONFIG [key=value ...]`: GRPO or PPO with a curriculum over the horizon.
+
+Writes checkpoints, metrics.jsonl, TensorBoard logs, evaluations and the trained model
+(output_dir/final, loadable by `agentgym eval ... policy.model=OUTPUT_DIR/final`).
+
+    agentgym train configs/quickstart.yaml
+    agentgym train configs/quickstart.yaml resume=true          # continue from the latest checkpoint
+    agentgym train configs/quickstart.yaml steps=4 lora.enabled=false
+    agentgym train --help-config
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentgym.config import ConfigError, config_help
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train",
+        help="train an agent with GRPO or PPO",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", help="YAML config (see configs/); omitted: all defaults")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. steps=10 resume=true")
+    p.add_argument("--help-config", action="store_true", help="list every config key with its type, default and help")
+    return p
+
+
+def _print_summary(result: dict) -> None:
+    last = result["last"]
+    if last:
+        print(
+            f"\nstep {result['step']}: reward {last.get('reward_mean', float('nan')):.3f}, "
+            f"success {last.get('success_rate', float('nan')):.3f}, horizon {last.get('horizon')}"
+        )
+    for when, scores in result["evals"].items():
+        print(f"eval {when}: " + ", ".join(f"{k.split('.')[-1]}={v:.3f}" for k, v in scores.items()))
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentgym.train_config import TrainConfig, load_train_config
+
+    if args.help_config:
+        print("\n".join(config_help(TrainConfig)))
+        return 0
+    overrides = list(args.overrides)
+    if args.config and "=" in args.config:  # only overrides were given
+        overrides.insert(0, args.config)
+        args.config = None
+    try:
+        cfg = load_train_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    from agentgym.trainers import build_trainer
+
+    trainer = build_trainer(cfg)
+    result = trainer.train()
+    _print_summary(result)
+    print(f"\nmetrics: {trainer.out / 'metrics.jsonl'}  (tensorboard --logdir {trainer.out / 'tb'})")
+    if cfg.save_final:
+        print(f"model:   {trainer.out / 'final'}")
+    return 0

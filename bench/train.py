@@ -1,0 +1,244 @@
+"""Training throughput of one GRPO step on the embedded model: agentgym's trainer (full
+fine-tune and LoRA) against TRL's `GRPOTrainer` driven by a `rollout_func` that returns the
+same multi-turn trajectories (env tokens masked with `env_mask`).
+
+One batch of GuessNumber-16 trajectories is collected once with the embedded model and
+saved; every variant then runs in its own process (so that peak RSS is its own), loads the
+model, and times one update on that batch. Tokens/s counts every token of every trained
+sequence (prompt, generated and env tokens: all go through forward and backward).
+Every variant uses one torch thread (on shared cores two oversubscribed threads are ~3x
+slower, which would measure the neighbours rather than the trainers).
+
+    python bench/train.py            # 4 tasks x 8 samples, horizon 4
+    python bench/train.py --quick    # 2 tasks x 4 samples, horizon 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE = [
+    "env.id=agentgym/GuessNumber-16-v0",
+    "env.kwargs={guess_tool: false}",
+    "sampling.max_new_tokens=12",
+    "sampling.stop=['</answer>']",
+    "optim.micro_batch=8",
+    "optim.lr=0.00001",
+    "grpo.mask_over_turn=false",
+    "tensorboard=false",
+    "progress=false",
+    "save_final=false",
+    "eval.at_start=false",
+    "eval.at_end=false",
+    "threads=1",
+]
+
+
+def collect(path: Path, tasks: int, samples: int, horizon: int, model: str) -> None:
+    from agentgym.trainers import build_trainer
+
+    from agentgym.train_config import load_train_config
+    from agentgym.trajectory import save_trajectories
+
+    cfg = load_train_config(
+        None,
+        [
+            *BASE,
+            f"policy.model={model}",
+            f"tasks_per_step={tasks}",
+            f"samples_per_task={samples}",
+            "output_dir=" + str(path.parent / "collect"),
+        ],
+    )
+    trainer = build_trainer(cfg)
+    trajs, stats = trainer.collect(0, horizon)
+    # The untrained model earns no reward, and all-zero groups cost agentgym nothing (zero
+    # advantage, no KL: the rows are skipped). Alternating rewards make every sequence carry
+    # gradient in both trainers, so both do the full work.
+    for i, t in enumerate(trajs):
+        t.reward = float(i % 2)
+    save_trajectories(trajs, path)
+    print(f"collected {len(trajs)} trajectories ({sum(t.total_tokens for t in trajs)} tokens) in {stats.seconds:.1f} s")
+
+
+def ours(path: Path, lora: bool, samples: int, model: str) -> dict:
+    from agentgym.trainers import build_trainer
+
+    from agentgym.train_config import load_train_config
+    from agentgym.trajectory import load_trajectories
+
+    trajs = load_trajectories(path)
+    cfg = load_train_config(
+        None,
+        [
+            *BASE,
+            f"policy.model={model}",
+            f"samples_per_task={samples}",
+            f"lora.enabled={str(lora).lower()}",
+            "output_dir=" + str(path.parent / "ours"),
+        ],
+    )
+    trainer = build_trainer(cfg)
+    trainer.model.train()
+    t0 = time.perf_counter()
+    metrics = trainer.update(trajs, max(t.horizon for t in trajs))
+    seconds = time.perf_counter() - t0
+    tokens = sum(t.total_tokens for t in trajs)
+    return {"seconds": seconds, "tokens": tokens, "loss": metrics["loss"]}
+
+
+def trl(path: Path, lora: bool, samples: int, model_name: str) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from agentgym.policy import load_model
+    from agentgym.trajectory import load_trajectories
+
+    torch.set_num_threads(1)  # as `threads=1` does for agentgym's variants
+    trajs = load_trajectories(path)
+    groups = [trajs[i : i + samples] for i in range(0, len(trajs), samples)]
+    model, tok = load_model(model_name, dtype="float32", device="cpu")
+
+    def rollout_func(prompts: list, trainer: object) -> dict:
+        out: dict = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": [], "reward": []}
+        # TRL passes either each prompt once (then G completions each) or G times (then one each).
+        seen: dict[str, int] = {}
+        picked = []
+        for p in prompts:
+            group = groups[int(p.split()[-1])]
+            if len(prompts) == len(trajs):
+                picked.append(group[seen.setdefault(p, 0)])
+                seen[p] += 1
+            else:
+                picked.extend(group)
+        for t in picked:
+            seg = t.segments[0]
+            out["prompt_ids"].append(seg.prompt_ids)
+            out["completion_ids"].append(seg.completion_ids)
+            out["logprobs"].append(seg.logprobs)
+            out["env_mask"].append(seg.loss_mask)
+            out["reward"].append(t.reward)
+        return out
+
+    def reward(completions: list, reward: list, **_: object) -> list[float]:
+        return reward
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.seconds = time.perf_counter() - self.t0
+
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=16,
+            lora_alpha=32,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            task_type="CAUSAL_LM",
+        )
+    timer = Timer()
+    with tempfile.TemporaryDirectory() as tmp:
+        args = GRPOConfig(
+            output_dir=tmp,
+            per_device_train_batch_size=len(trajs),
+            num_generations=samples,
+            gradient_accumulation_steps=1,
+            max_steps=1,
+            learning_rate=1e-5,
+            beta=0.0,
+            loss_type="dapo",
+            epsilon=0.2,
+            epsilon_high=0.28,
+            max_completion_length=max(len(t.segments[0].completion_ids) for t in trajs),
+            bf16=False,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=1,
+            gradient_checkpointing=False,
+            disable_tqdm=True,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=Dataset.from_list([{"prompt": f"task {i}"} for i in range(len(groups))]),
+            processing_class=tok,
+            rollout_func=rollout_func,
+            peft_config=peft_config,
+            callbacks=[timer],
+        )
+        torch.manual_seed(0)
+        trainer.train()
+    return {"seconds": timer.seconds, "tokens": sum(t.total_tokens for t in trajs)}
+
+
+def run_variant(name: str, path: Path, samples: int, model: str) -> dict:
+    """One variant in a fresh process: its own peak RSS."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--variant",
+        name,
+        "--data",
+        str(path),
+        "--samples",
+        str(samples),
+        "--model",
+        model,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"variant {name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 tasks x 4 samples at horizon 3")
+    parser.add_argument("--model", default="smollm2-135m", help="model to train (default: the embedded one)")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--samples", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        fn = {"ours-full": (ours, False), "ours-lora": (ours, True), "trl-full": (trl, False), "trl-lora": (trl, True)}
+        func, lora = fn[args.variant]
+        result = func(Path(args.data), lora, args.samples, args.model)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    tasks, samples, horizon = (2, 4, 3) if args.quick else (4, 8, 4)
+    with tempfile.TemporaryDirectory(prefix="agentgym-bench-") as tmp:
+        path = Path(tmp) / "batch.jsonl"
+        collect(path, tasks, samples, horizon, args.model)
+        results = {
+            name: run_variant(name, path, samples, args.model)
+            for name in ("ours-full", "trl-full", "ours-lora", "trl-lora")
+        }
+    print(f"\none GRPO step, {args.model}, {tasks} tasks x {samples} samples, horizon {horizon}, CPU")
+    print(f"{'variant':<10} {'seconds':>8} {'tokens/s':>9} {'peak RSS MB':>12}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['seconds']:>8.2f} {r['tokens'] / r['seconds']:>9.0f} {r['peak_rss_mb']:>12.0f}")
+    for kind in ("full", "lora"):
+        a, b = results[f"ours-{kind}"], results[f"trl-{kind}"]
+        print(
+            f"{kind}: agentgym / TRL tokens/s = {b['seconds'] / a['seconds']:.2f}x, RSS ratio {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Behaviour cloning: oracle episodes, loss on assistant tokens only, the loss goes down."""
+
+import pytest
+from agentgym.trainers.sft import behaviour_clone, collect_oracle, sft_loss, sft_rows
+
+from agentgym.policy import load_model
+from agentgym.train_config import load_train_config
+from tests.test_train_support import one_torch_thread  # noqa: F401 (autouse fixture)
+
+
+@pytest.fixture(scope="module")
+def oracle_setup():
+    cfg = load_train_config(
+        None,
+        [
+            "policy.model=tiny-random",
+            "env.id=agentgym/GuessNumber-16-v0",
+            "env.kwargs={guess_tool: false}",
+            "sampling.max_new_tokens=12",
+            "warm_start.episodes=4",
+            "warm_start.horizon=6",
+            "progress=false",
+        ],
+    )
+    _, tok = load_model("tiny-random")
+    trajs = collect_oracle(cfg, tok)
+    return cfg, tok, trajs
+
+
+def test_oracle_episodes_succeed_and_the_loss_mask_covers_exactly_the_assistant_replies(oracle_setup):
+    _, tok, trajs = oracle_setup
+    assert all(t.success for t in trajs)
+    rows = sft_rows(trajs)
+    assert len(rows) == len(trajs)
+    for row, traj in zip(rows, trajs, strict=True):
+        trained = tok.decode([t for t, m in zip(row.input_ids, row.loss_mask, strict=True) if m])
+        replies = [m["content"] for m in traj.messages if m["role"] == "assistant"]
+        assert trained == "".join(r + tok.eos_token for r in replies)
+        assert "Reply with" not in trained and "wrong" not in trained  # no system or env text
+
+
+def test_only_successful_trajectories_are_cloned(oracle_setup):
+    _, _, trajs = oracle_setup
+    failed = trajs[0].__class__(**{**trajs[0].__dict__, "success": False, "end_reason": "failure"})
+    assert len(sft_rows([failed, *trajs[1:]])) == len(trajs) - 1
+
+
+@pytest.mark.parametrize("backend", ["plain", "trl"])
+def test_behaviour_cloning_lowers_the_loss_on_assistant_tokens(oracle_setup, backend):
+    cfg, _, trajs = oracle_setup
+    model, tok = load_model("tiny-random")
+    ws = cfg.warm_start
+    ws.backend, ws.lr, ws.epochs, ws.batch_size = backend, 0.01, 3.0, 4
+    rows = sft_rows(trajs)
+    info = behaviour_clone(model, tok, rows, ws, cfg)
+    assert info["sft_loss_after"] < info["sft_loss_before"] - 0.5, info
+    assert sft_loss(model, rows, tok.pad_token_id) == pytest.approx(info["sft_loss_after"], rel=1e-4)
+
+
+def test_format_only_demonstrations_vary_and_stay_in_range():
+    from agentgym.trainers.sft import oracle_responder
+
+    respond = oracle_responder("agentgym.trainers.sft:RandomAnswer", {"low": 1, "high": 16})
+    replies = [respond([{"role": "user", "content": "guess"}]) for _ in range(50)]
+    numbers = {int(r.removeprefix("<answer>").removesuffix("</answer>")) for r in replies}
+    assert numbers <= set(range(1, 17)) and len(numbers) > 5

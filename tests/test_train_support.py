@@ -1,0 +1,68 @@
+"""Shared pieces of the trainer tests: a tiny env whose reward a random policy sometimes
+earns (so GRPO groups have signal), and a tiny training config. No tests here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import agentgym
+from agentgym.env import Outcome, Task, TextEnv
+from agentgym.train_config import TrainConfig, load_train_config
+
+COIN_ID = "agentgym/TestCoin-v0"
+
+
+class CoinEnv(TextEnv):
+    """Say anything; a reply whose characters sum to a multiple of 3 wins (about 1 in 3)."""
+
+    default_max_turns = 2
+
+    def make_tasks(self, split: str) -> list[Task]:
+        return [Task(f"{split}-{i}", f"Coin {i}: say something.", split) for i in range(4)]
+
+    def setup(self, task: Task) -> str:
+        return task.instruction
+
+    def transition(self, action: str) -> Outcome:
+        if sum(map(ord, action)) % 3 == 0:
+            return Outcome("Yes!", reward=1.0, terminated=True, success=True)
+        return Outcome("No, say something else.")
+
+
+# A string entry point: env workers in other processes can import it too.
+agentgym.register("TestCoin-v0", f"{__name__}:CoinEnv")
+
+
+def tiny_config(tmp_path: Any, *overrides: str) -> TrainConfig:
+    """GRPO on CoinEnv with the tiny random model: 2 tasks x 4 rollouts, 2 turns, 4 tokens a turn."""
+    base = [
+        "policy.model=tiny-random",
+        f"env.id={COIN_ID}",
+        "sampling.max_new_tokens=4",
+        "rollout.max_concurrent=8",
+        "curriculum.start=2",
+        "tasks_per_step=2",
+        "samples_per_task=4",
+        "optim.lr=0.01",
+        "optim.micro_batch=4",
+        "eval.at_start=false",
+        "eval.at_end=false",
+        "tensorboard=false",
+        "progress=false",
+        "save_final=false",
+        f"output_dir={tmp_path}",
+    ]
+    return load_train_config(None, [*base, *overrides])
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run ~5x faster on one thread than on two oversubscribed ones (the
+    machine's cores are shared); the previous setting is restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

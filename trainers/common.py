@@ -1,0 +1,252 @@
+"""The trainers' shared core: rows from trajectories, padded batches, token log-probs,
+the model (full or LoRA), the optimizer and its LR schedule.
+
+A *row* is one segment of one trajectory: its tokens, a loss mask over them (1 on the
+generated tokens the update trains on), the rollout-time log-probs, and whatever the
+algorithm attaches per row (GRPO: one advantage; PPO: per-token rewards).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from agentgym.policy import load_model
+from agentgym.train_config import LoraConfig, OptimConfig
+from agentgym.trajectory import Trajectory
+
+__all__ = [
+    "PER_TOKEN",
+    "Batch",
+    "Row",
+    "autocast",
+    "build_optimizer",
+    "build_trainable_model",
+    "clip_and_step",
+    "masked_mean",
+    "micro_batches",
+    "pad_rows",
+    "rows_from_trajectories",
+    "token_logprobs",
+]
+
+
+@dataclass
+class Row:
+    """One training sequence (a trajectory segment); per-token lists align with `input_ids`.
+
+    Attributes:
+        input_ids: prompt + completion tokens.
+        loss_mask: 1 where the loss applies (generated tokens of a trained rollout).
+        old_logprobs: rollout-time log-probs (0 on non-generated tokens), or recomputed ones.
+        advantage: the row's scalar advantage (GRPO; every generated token gets it).
+        token_rewards: per-token rewards (each turn's reward on its last generated token).
+        traj_index: which trajectory it came from.
+        ref_logprobs: log-probs under the frozen reference model (KL).
+        old_values, token_advantages, returns: PPO's values before the update, GAE
+            advantages and value targets.
+    """
+
+    input_ids: list[int]
+    loss_mask: list[int]
+    old_logprobs: list[float]
+    advantage: float = 0.0
+    token_rewards: list[float] = field(default_factory=list)
+    traj_index: int = 0
+    ref_logprobs: list[float] = field(default_factory=list)
+    old_values: list[float] = field(default_factory=list)
+    token_advantages: list[float] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+
+
+#: Per-token float fields of a `Row`, padded with zeros into `Batch` tensors of the same name.
+PER_TOKEN = ("loss_mask", "old_logprobs", "token_rewards", "ref_logprobs", "old_values", "token_advantages", "returns")
+
+
+def rows_from_trajectories(
+    trajs: list[Trajectory], advantages: list[float] | None = None, trained: list[bool] | None = None
+) -> list[Row]:
+    """One row per segment. Every segment of a rollout shares its advantage (SUPO); a rollout
+    that is not `trained` (masked) keeps its tokens but gets an all-zero loss mask."""
+    rows = []
+    for i, traj in enumerate(trajs):
+        keep = trained[i] if trained is not None else True
+        # Each turn's reward goes on the last generated token of that turn: turns are the
+        # runs of 1s in the loss mask, counted across segments in order.
+        turn_rewards = list(traj.turn_rewards)
+        turn = 0
+        for seg in traj.segments:
+            n_prompt = len(seg.prompt_ids)
+            mask = [0] * n_prompt + [m if keep else 0 for m in seg.loss_mask]
+            rewards = [0.0] * len(seg.input_ids)
+            for t, m in enumerate(seg.loss_mask):
+                last_of_run = m == 1 and (t + 1 == len(seg.loss_mask) or seg.loss_mask[t + 1] == 0)
+                if last_of_run and turn < len(turn_rewards):
+                    rewards[n_prompt + t] = turn_rewards[turn]
+                    turn += 1
+            if seg is traj.segments[-1] and turn < len(turn_rewards):
+                # Turns without generated tokens of their own (none today) still pay out at the end.
+                last = max((n_prompt + t for t, m in enumerate(seg.loss_mask) if m), default=len(rewards) - 1)
+                rewards[last] += sum(turn_rewards[turn:])
+            rows.append(
+                Row(
+                    input_ids=list(seg.input_ids),
+                    loss_mask=mask,
+                    old_logprobs=[0.0] * n_prompt + list(seg.logprobs),
+                    advantage=advantages[i] if advantages is not None else 0.0,
+                    token_rewards=rewards,
+                    traj_index=i,
+                )
+            )
+    return rows
+
+
+@dataclass
+class Batch:
+    """Right-padded tensors of a list of rows (B x T). Per-token tensors are aligned with
+    `input_ids`: position t holds the value for token t (predicted from positions < t);
+    fields a row left empty are zeros."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    advantages: torch.Tensor  # B, one per row
+    loss_mask: torch.Tensor
+    old_logprobs: torch.Tensor
+    token_rewards: torch.Tensor
+    ref_logprobs: torch.Tensor
+    old_values: torch.Tensor
+    token_advantages: torch.Tensor
+    returns: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+
+def pad_rows(rows: list[Row], pad_id: int) -> Batch:
+    width = max(len(r.input_ids) for r in rows)
+    n = len(rows)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, width), dtype=torch.long)
+    per_token = {name: torch.zeros((n, width), dtype=torch.float32) for name in PER_TOKEN}
+    for i, r in enumerate(rows):
+        k = len(r.input_ids)
+        ids[i, :k] = torch.tensor(r.input_ids)
+        attn[i, :k] = 1
+        for name, tensor in per_token.items():
+            values = getattr(r, name)
+            if values:
+                tensor[i, :k] = torch.tensor(values, dtype=torch.float32)
+    # Token 0 is never predicted: nothing to train there even if a mask says so.
+    per_token["loss_mask"][:, 0] = 0
+    adv = torch.tensor([r.advantage for r in rows], dtype=torch.float32)
+    return Batch(ids, attn, adv, **per_token)
+
+
+def micro_batches(rows: list[Row], size: int) -> list[list[Row]]:
+    """Rows in groups of `size`, sorted by length so that padding stays small."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
+    return [[rows[i] for i in order[s : s + size]] for s in range(0, len(order), size)]
+
+
+def token_logprobs(
+    model: Any,
+    batch: Batch,
+    temperature: float = 1.0,
+    chunk: int = 256,
+    return_hidden: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """log p(token t | tokens < t) for every position (0 at t = 0), under `model`.
+
+    The logits are divided by the sampling `temperature`, so the result is comparable with
+    the rollout-time log-probs. The log-softmax runs `chunk` positions at a time: a full
+    B x T x vocab float32 tensor is ~50 MB per 1,000 tokens for a 49k vocabulary, and its
+    gradient as much again.
+    """
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        output_hidden_states=return_hidden,
+        use_cache=False,
+    )
+    logits = out.logits
+    temp = temperature if temperature > 0 else 1.0
+    targets = batch.input_ids[:, 1:]
+    pieces = []
+    for s in range(0, targets.shape[1], chunk):
+        part = logits[:, s : min(s + chunk, targets.shape[1])].float() / temp
+        tgt = targets[:, s : s + part.shape[1]]
+        # log_softmax gathered at the target = logit - logsumexp: no full log-prob tensor kept.
+        picked = part.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(part, dim=-1)
+        pieces.append(picked)
+    logp = torch.cat([torch.zeros_like(targets[:, :1], dtype=torch.float32), *pieces], dim=1)
+    if return_hidden:
+        return logp, out.hidden_states[-1]
+    return logp
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def build_trainable_model(model_name: str, dtype: str, device: str | None, lora: LoraConfig) -> tuple[Any, Any]:
+    """(model, tokenizer) ready to train: full fine-tune, or a peft LoRA adapter.
+
+    `dtype="auto"` means float32 weights here, also on GPUs: the forward runs under bf16
+    autocast there, while AdamW updates full-precision weights (bf16 weights lose small updates).
+    """
+    model, tokenizer = load_model(model_name, dtype="float32" if dtype == "auto" else dtype, device=device)
+    if lora.enabled:
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import get_peft_model
+
+        model = get_peft_model(
+            model,
+            PeftLoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules),
+                task_type="CAUSAL_LM",
+            ),
+        )
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def build_optimizer(params: list[Any], cfg: OptimConfig, total_steps: int, lr: float | None = None) -> tuple[Any, Any]:
+    """AdamW over `params` and a LambdaLR schedule (warm-up, then constant, linear or
+    cosine decay to 0 at `total_steps` optimizer steps)."""
+    opt = torch.optim.AdamW(params, lr=lr or cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    warm, total = cfg.warmup_steps, max(total_steps, 1)
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return 1.0 - progress if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def clip_and_step(opt: Any, sched: Any, max_grad_norm: float) -> float:
+    """Clip gradients, take one optimizer and one scheduler step; the gradient norm before clipping."""
+    params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    norm = 0.0
+    if params:  # with no gradient at all, the optimizer step is a no-op and the schedule still advances
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA (GPUs train in bf16); a no-op context on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)

@@ -1,0 +1,206 @@
+"""GRPO on multi-turn trajectories (with the DAPO, Dr. GRPO and Mini-o3 switches).
+
+For each task, G rollouts; each rollout's advantage is its reward relative to its group:
+
+    A_i = (R_i - mean(R)) / (std(R) + eps)          (Dr. GRPO: no division by std)
+
+Every generated token of every segment of rollout i gets A_i (SUPO: segments share it).
+The loss is PPO's clipped surrogate with asymmetric clipping, averaged over the batch's
+generated tokens (DAPO's token-mean), plus beta times the k3 KL to the frozen initial
+policy when `kl_coef > 0`:
+
+    L = -sum_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) / N_tokens + beta * KL_k3
+
+Masks (switches in `GRPOConfig`):
+- over-turn (Mini-o3) and overlong: the rollout counts in its group's mean/std with reward
+  0, but none of its tokens is trained;
+- aborted: env or infra failures are left out of the group statistics and the loss;
+- DAPO: groups whose rewards are all equal carry no signal and are dropped.
+
+Ratio reference (`optim.old_logprobs`): with one optimizer update per rollout batch (the
+default), the pre-update policy *is* the current one, so rho = exp(logp - logp.detach()):
+exactly 1 in value, the right gradient, and no extra forward pass. With several updates
+(`ppo_epochs > 1` or `minibatches > 1`) the old log-probs are recomputed under the
+pre-update weights in one no-grad pass. The rollout-time log-probs are not the default:
+generation runs with left padding and cached keys/values (bf16 on GPUs), so they differ
+from the training forward by numerical noise that would bias the ratio, and scripted
+policies report none.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from agentgym.trainers.common import (
+    Row,
+    autocast,
+    clip_and_step,
+    micro_batches,
+    pad_rows,
+    rows_from_trajectories,
+    token_logprobs,
+)
+from agentgym.trainers.loop import Trainer
+
+from agentgym.train_config import GRPOConfig
+from agentgym.trajectory import Trajectory
+
+__all__ = ["GRPOTrainer", "clipped_token_loss", "group_advantages", "kl_k3"]
+
+
+def group_advantages(
+    rewards: Sequence[float], groups: Sequence[int], end_reasons: Sequence[str], cfg: GRPOConfig
+) -> tuple[list[float], list[bool], dict[str, float]]:
+    """Per-rollout advantages and whether each rollout is trained.
+
+    The std is the sample std (n - 1), as in TRL and verl; a group of one has std 0.
+
+    Returns:
+        (advantages, trained, info) where info counts dropped groups and masked rollouts.
+    """
+    adv = [0.0] * len(rewards)
+    trained = [False] * len(rewards)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        if not (cfg.mask_aborted and end_reasons[i] == "aborted"):
+            members[g].append(i)
+    dropped = masked = 0
+    for idx in members.values():
+        hidden = {
+            i
+            for i in idx
+            if (cfg.mask_over_turn and end_reasons[i] == "over_turn")
+            or (cfg.mask_overlong and end_reasons[i] == "overlong")
+        }
+        masked += len(hidden)
+        r = [0.0 if i in hidden else float(rewards[i]) for i in idx]
+        if cfg.drop_equal_groups and max(r) - min(r) < 1e-12:
+            dropped += 1
+            continue
+        mean = sum(r) / len(r)
+        std = math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1)) if len(r) > 1 else 0.0
+        for i, x in zip(idx, r, strict=True):
+            adv[i] = (x - mean) / (std + cfg.eps) if cfg.advantage_std else x - mean
+            trained[i] = i not in hidden
+    return adv, trained, {"groups_dropped": float(dropped), "rollouts_masked": float(masked)}
+
+
+def clipped_token_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) and the ratio rho."""
+    ratio = torch.exp(logp - old_logp)
+    a = adv.unsqueeze(-1) if adv.dim() == logp.dim() - 1 else adv
+    return -torch.min(ratio * a, ratio.clamp(1 - eps_low, 1 + eps_high) * a), ratio
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(pi || pi_ref) per token: r - log r - 1, r = pi_ref / pi."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+class GRPOTrainer(Trainer):
+    """GRPO: group-relative advantages, one per rollout, on every generated token."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.g = self.cfg.grpo
+        self.ref_model = None
+        if self.g.kl_coef > 0 and not hasattr(self.model, "disable_adapter"):
+            # A full fine-tune needs its own frozen copy; LoRA's reference is the base with adapters off.
+            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def ref_context(self) -> Any:
+        return self.model.disable_adapter() if self.ref_model is None else nullcontext()
+
+    def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
+        cfg = self.cfg
+        groups = [i // cfg.samples_per_task for i in range(len(trajs))]
+        adv, trained, info = group_advantages([t.reward for t in trajs], groups, [t.end_reason for t in trajs], self.g)
+        rows = [r for r in rows_from_trajectories(trajs, adv, trained) if any(r.loss_mask)]
+        metrics = {"adv_abs_mean": sum(abs(a) for a in adv) / max(len(adv), 1), **info}
+        metrics["rows_trained"] = float(len(rows))
+        metrics["tokens_trained"] = float(sum(sum(r.loss_mask) for r in rows))
+        o = cfg.optim
+        mode = o.old_logprobs
+        if mode == "auto":
+            mode = "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
+        self.prepare(rows, recompute_old=mode == "recompute")
+        totals: dict[str, float] = defaultdict(float)
+        for _ in range(o.ppo_epochs):
+            for part in range(o.minibatches):
+                mb = rows[part :: o.minibatches]
+                stats = self.surrogate_loss(mb, horizon, backward=True, current_as_old=mode == "current")
+                stats["grad_norm"] = clip_and_step(self.optimizer, self.scheduler, o.max_grad_norm)
+                for k, v in stats.items():
+                    totals[k] += v / (o.ppo_epochs * o.minibatches)
+        metrics.update(totals)
+        return metrics
+
+    @torch.no_grad()
+    def prepare(self, rows: list[Row], recompute_old: bool) -> None:
+        """Fill old log-probs (pre-update weights) and reference log-probs where needed."""
+        if not rows or (not recompute_old and self.g.kl_coef <= 0):
+            return
+        self.model.eval()  # no dropout in the reference passes
+        temp = self.cfg.sampling.temperature
+        for mb in micro_batches(rows, self.cfg.optim.micro_batch):
+            batch = pad_rows(mb, self.pad_id).to(self.device)
+            with autocast(self.device):
+                if recompute_old:
+                    logp = token_logprobs(self.model, batch, temp, self.cfg.optim.logprob_chunk)
+                    for i, r in enumerate(mb):
+                        r.old_logprobs = logp[i, : len(r.input_ids)].float().cpu().tolist()
+                if self.g.kl_coef > 0:
+                    with self.ref_context():
+                        ref = token_logprobs(self.ref_model or self.model, batch, temp, self.cfg.optim.logprob_chunk)
+                    for i, r in enumerate(mb):
+                        r.ref_logprobs = ref[i, : len(r.input_ids)].float().cpu().tolist()
+        self.model.train()
+
+    def surrogate_loss(
+        self, rows: list[Row], horizon: int, backward: bool = False, current_as_old: bool = False
+    ) -> dict[str, float]:
+        """The GRPO loss of `rows` (gradients accumulated when `backward`), with its statistics.
+
+        Rows whose advantage is 0 add nothing to the loss or its gradient when there is no
+        KL term, so they are not run through the model; their tokens still count in the
+        token-mean's denominator, which keeps the loss exactly GRPO's.
+        """
+        g, o = self.g, self.cfg.optim
+        n_tok = sum(sum(r.loss_mask[1:]) for r in rows)
+        if g.loss_norm == "constant":
+            norm = float(len(rows) * self.cfg.sampling.max_new_tokens * horizon)
+        else:
+            norm = float(max(n_tok, 1))
+        active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0]
+        out = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio_mean": 0.0}
+        counted = 0.0
+        for mb in micro_batches(active, o.micro_batch):
+            batch = pad_rows(mb, self.pad_id).to(self.device)
+            with autocast(self.device), torch.set_grad_enabled(backward):
+                logp = token_logprobs(self.model, batch, self.cfg.sampling.temperature, o.logprob_chunk)
+                old = logp.detach() if current_as_old else batch.old_logprobs
+                per_tok, ratio = clipped_token_loss(logp, old, batch.advantages, g.eps_low, g.eps_high)
+                mask = batch.loss_mask
+                kl = kl_k3(logp, batch.ref_logprobs) if g.kl_coef > 0 else torch.zeros_like(logp)
+                loss = ((per_tok + g.kl_coef * kl) * mask).sum() / norm
+            if backward:
+                loss.backward()
+            with torch.no_grad():
+                out["loss"] += float(loss)
+                out["kl"] += float((kl * mask).sum())
+                clipped = ((ratio < 1 - g.eps_low) | (ratio > 1 + g.eps_high)).float()
+                out["clip_frac"] += float((clipped * mask).sum())
+                out["ratio_mean"] += float((ratio * mask).sum())
+                counted += float(mask.sum())
+        for k in ("kl", "clip_frac", "ratio_mean"):
+            out[k] = out[k] / counted if counted else (1.0 if k == "ratio_mean" else 0.0)
+        return out

@@ -1,0 +1,351 @@
+"""The training loop every algorithm shares: rollouts at the curriculum's horizon, one
+update, metrics, evaluation, checkpoints and exact resume.
+
+An algorithm subclasses `Trainer` and implements `update(trajectories, horizon)`; the loop
+(`Trainer.train`) is one template method that reads top to bottom:
+
+    warm start (once) -> evaluate -> for each step: horizon -> rollouts -> update -> log -> checkpoint/evaluate
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import sys
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from agentgym.trainers.common import build_optimizer, build_trainable_model
+from tqdm import tqdm
+
+from agentgym.config import EnvConfig, EvalConfig, SamplingConfig, to_dict
+from agentgym.curriculum import Curriculum
+from agentgym.policy.base import SamplingParams
+from agentgym.registration import full_id, load_plugins
+from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, run_episodes
+from agentgym.train_config import TrainConfig
+from agentgym.trajectory import Trajectory, save_trajectories
+
+__all__ = ["MetricsLogger", "Trainer", "batch_metrics"]
+
+
+class MetricsLogger:
+    """One JSON line per step in `metrics.jsonl`, TensorBoard scalars, W&B when configured."""
+
+    def __init__(self, out: Path, tensorboard: bool, wandb_project: str | None, config: dict[str, Any]):
+        self.path = out / "metrics.jsonl"
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tb"))
+        self.wandb = None
+        if wandb_project:
+            try:
+                import wandb
+            except ImportError:
+                raise RuntimeError(f"wandb_project={wandb_project!r} needs wandb: pip install wandb") from None
+            self.wandb = wandb.init(project=wandb_project, config=config, dir=str(out))
+
+    def log(self, record: dict[str, Any], step: int) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        scalars = {k: v for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if self.tb is not None:
+            for k, v in scalars.items():
+                self.tb.add_scalar(k.replace(".", "/"), v, step)
+            self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
+
+    def truncate(self, step: int) -> None:
+        """Drop records of steps >= `step` (written after the checkpoint a run resumes from)."""
+        if not self.path.exists():
+            return
+        lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+        kept = [ln for ln in lines if json.loads(ln).get("step", -1) < step]
+        self.path.write_text("".join(ln + "\n" for ln in kept))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def batch_metrics(trajs: list[Trajectory]) -> dict[str, float]:
+    """Reward and ending statistics of a rollout batch."""
+    n = max(len(trajs), 1)
+
+    def rate(reason: str) -> float:
+        return sum(t.end_reason == reason for t in trajs) / n
+
+    turns = max(sum(t.turns for t in trajs), 1)
+    return {
+        "reward_mean": sum(t.reward for t in trajs) / n,
+        "success_rate": sum(t.success for t in trajs) / n,
+        "over_turn_rate": rate("over_turn"),
+        "overlong_rate": rate("overlong"),
+        "aborted_rate": rate("aborted"),
+        "invalid_action_rate": sum(t.invalid_actions for t in trajs) / turns,
+        "turns_mean": sum(t.turns for t in trajs) / n,
+        "generated_tokens": float(sum(t.generated_tokens for t in trajs)),
+    }
+
+
+class Trainer(ABC):
+    """Trains `cfg.policy.model` on `cfg.env` with rollouts from the model itself.
+
+    Args:
+        cfg: the whole training config.
+        model, tokenizer: an already built model to train (tests); default: from `cfg`.
+    """
+
+    def __init__(self, cfg: TrainConfig, model: Any = None, tokenizer: Any = None):
+        from agentgym.policy.hf import HFPolicy
+
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads is not None:
+            # On oversubscribed cores, OpenMP threads spin-wait on each other: one thread per
+            # process was 3x faster than two for SmolLM2 on the shared 2-core machine.
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        if model is None:
+            model, tokenizer = build_trainable_model(cfg.policy.model, cfg.policy.dtype, cfg.policy.device, cfg.lora)
+        self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.policy = HFPolicy(model, tokenizer, batch_size=cfg.policy.batch_size)
+        self.curriculum = Curriculum(cfg.curriculum)
+        self.modules = self.extra_modules()
+        params = [p for p in model.parameters() if p.requires_grad]
+        params += [p for m in self.modules.values() for p in m.parameters()]
+        updates = cfg.steps * cfg.optim.ppo_epochs * cfg.optim.minibatches
+        self.optimizer, self.scheduler = build_optimizer(params, cfg.optim, updates)
+        load_plugins()
+        self.env_id = full_id(cfg.env.id)
+        probe = gymnasium.make(self.env_id, **cfg.env.kwargs)
+        self.task_ids = [t.id for t in probe.unwrapped.tasks(cfg.env.split)][: cfg.env.num_tasks]
+        probe.close()
+        self.step = 0
+        self.last_metrics: dict[str, float] | None = None
+
+    # ------------------------------------------------------------------ algorithm hooks
+
+    def extra_modules(self) -> dict[str, torch.nn.Module]:
+        """Modules trained beside the model (PPO's value head); saved in checkpoints."""
+        return {}
+
+    @abstractmethod
+    def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
+        """One update on a rollout batch (trajectories in groups of `samples_per_task`)."""
+
+    # ------------------------------------------------------------------ pieces of a step
+
+    def sampling_params(self, sampling: SamplingConfig | None = None) -> SamplingParams:
+        s = sampling or self.cfg.sampling
+        return SamplingParams(s.max_new_tokens, s.temperature, s.top_p, tuple(s.stop))
+
+    def rollout_options(self) -> RolloutOptions:
+        r = self.cfg.rollout
+        return RolloutOptions(
+            max_new_tokens=self.cfg.sampling.max_new_tokens,
+            max_context_tokens=r.max_context_tokens,
+            announce_budget=r.announce_budget,
+            check_again=r.check_again,
+            budget_tracker=r.budget_tracker,
+            tools_in_template=r.tools_in_template,
+        )
+
+    def collect(self, step: int, horizon: int) -> tuple[list[Trajectory], RolloutStats]:
+        """`tasks_per_step` tasks x `samples_per_task` rollouts, in groups (spec order).
+
+        Tasks and sampling noise are functions of (seed, step) alone, so a resumed run draws
+        exactly what an uninterrupted one would have drawn.
+        """
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, step])
+        k = cfg.tasks_per_step
+        picks = rng.choice(len(self.task_ids), size=k, replace=k > len(self.task_ids))
+        specs = [
+            EpisodeSpec(self.task_ids[j], horizon, sample=s, seed=cfg.seed * 1_000_003 + step * 10_007 + i * 101 + s)
+            for i, j in enumerate(picks)
+            for s in range(cfg.samples_per_task)
+        ]
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        self.clear_policy_cache()
+        self.model.eval()
+        stats = RolloutStats()
+        trajs = run_episodes(
+            self.policy,
+            functools.partial(gymnasium.make, self.env_id, **cfg.env.kwargs),
+            self.env_id,
+            specs,
+            self.sampling_params(),
+            self.rollout_options(),
+            max_concurrent=cfg.rollout.max_concurrent,
+            stats=stats,
+        )
+        return trajs, stats
+
+    def clear_policy_cache(self) -> None:
+        """Kept keys/values are stale once the weights change (and eval must not warm rollouts)."""
+        clear = getattr(self.policy, "clear_cache", None)
+        if callable(clear):
+            clear()
+
+    def evaluate(self, step: int, horizon: int) -> dict[str, float]:
+        """success@h on held-out tasks; RNG states are restored after, so evaluating never
+        changes what training draws next."""
+        cfg, ev = self.cfg, self.cfg.eval
+        sampling = SamplingConfig(**to_dict(cfg.sampling))
+        if ev.temperature is not None:
+            sampling.temperature = ev.temperature
+        eval_cfg = EvalConfig(
+            env=EnvConfig(id=cfg.env.id, kwargs=dict(cfg.env.kwargs), split=ev.split, num_tasks=ev.num_tasks),
+            policy=cfg.policy,
+            sampling=sampling,
+            rollout=cfg.rollout,
+            horizons=list(ev.horizons),
+            samples_per_task=ev.samples_per_task,
+            seed=cfg.seed,
+            output_dir=str(self.out / "eval" / f"step-{step:06d}"),
+            training_horizon=horizon,
+            bootstrap=200,
+            progress=cfg.progress,
+        )
+        from agentgym.eval import evaluate
+
+        saved = rng_state()
+        self.clear_policy_cache()
+        self.model.eval()
+        try:
+            result = evaluate(eval_cfg, self.policy)
+        finally:
+            set_rng_state(saved)
+            self.clear_policy_cache()
+        return {f"eval.success@{r['horizon']}": r["success"] for r in result.rows}
+
+    def save(self) -> Path:
+        state = {"curriculum": self.curriculum.state_dict(), "last_metrics": self.last_metrics}
+        return save_checkpoint(
+            self.out / "checkpoints",
+            self.step,
+            self.model,
+            self.modules,
+            self.optimizer,
+            self.scheduler,
+            state,
+            keep=self.cfg.keep_checkpoints,
+        )
+
+    def resume(self) -> bool:
+        path = latest_checkpoint(self.out / "checkpoints")
+        if path is None:
+            print(f"resume=true: no checkpoint in {self.out / 'checkpoints'}; starting from step 0", file=sys.stderr)
+            return False
+        state = load_checkpoint(path, self.model, self.modules, self.optimizer, self.scheduler)
+        self.step = state["step"]
+        self.curriculum.load_state_dict(state["curriculum"])
+        self.last_metrics = state["last_metrics"]
+        self.clear_policy_cache()
+        return True
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self, until: int | None = None) -> dict[str, Any]:
+        """Run steps up to `cfg.steps` (or stop after step `until`, to simulate an interruption).
+
+        Returns the last step's metrics and the evaluations made.
+        """
+        cfg = self.cfg
+        (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        logger = MetricsLogger(self.out, cfg.tensorboard, cfg.wandb_project, to_dict(cfg))
+        resumed = cfg.resume and self.resume()
+        if resumed:
+            logger.truncate(self.step)  # a resumed run rewrites what came after its checkpoint
+        elif logger.path.exists():
+            logger.path.unlink()  # a fresh run in the same folder starts a fresh log
+        evals: dict[str, dict[str, float]] = {}
+        if not resumed:
+            if cfg.warm_start.enabled:
+                from agentgym.trainers.sft import warm_start
+
+                t0 = time.perf_counter()
+                info = warm_start(self.model, self.tokenizer, cfg)
+                logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
+                seed_everything(cfg.seed)  # RL starts from the same RNG whether or not SFT ran
+            if cfg.eval.at_start:
+                evals["start"] = self.evaluate(0, self.curriculum.horizon(0))
+                logger.log({"step": 0, "eval_at": "start", **evals["start"]}, 0)
+        last = min(cfg.steps, until) if until is not None else cfg.steps
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not cfg.progress)
+        record: dict[str, Any] = {}
+        try:
+            while self.step < last:
+                step = self.step
+                horizon = self.curriculum.horizon(step, self.last_metrics)
+                lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
+                t0 = time.perf_counter()
+                trajs, stats = self.collect(step, horizon)
+                t1 = time.perf_counter()
+                self.model.train()
+                metrics = batch_metrics(trajs)
+                metrics.update(self.update(trajs, horizon))
+                self.clear_policy_cache()
+                t2 = time.perf_counter()
+                self.last_metrics = metrics
+                record = {"step": step, "horizon": horizon, "lr": lr, **metrics}
+                record.update(time_rollout_s=t1 - t0, time_update_s=t2 - t1, time_generate_s=stats.generate_seconds)
+                if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.steps:
+                    evals[f"step-{step + 1}"] = self.evaluate(step + 1, horizon)
+                    record.update(evals[f"step-{step + 1}"])
+                logger.log(record, step)
+                if cfg.save_final and step == 0:
+                    save_trajectories(trajs, self.out / "rollouts" / "step-000000.jsonl")
+                self.step = step + 1
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.save()
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"h={horizon} reward={metrics['reward_mean']:.2f} success={metrics['success_rate']:.2f}"
+                )
+            if self.step >= cfg.steps:
+                self.save()
+                if cfg.eval.at_end:
+                    evals["end"] = self.evaluate(self.step, self.curriculum.horizon(self.step - 1, None))
+                    logger.log({"step": self.step, "eval_at": "end", **evals["end"]}, self.step)
+                if cfg.save_final:
+                    self.save_final()
+        finally:
+            bar.close()
+            logger.close()
+        return {"step": self.step, "last": record, "evals": evals}
+
+    def save_final(self) -> Path:
+        """The trained model as a plain folder (`agentgym eval ... policy.model=DIR` loads it);
+        a LoRA adapter is merged into a copy of the base weights."""
+        import copy
+
+        path = self.out / "final"
+        model = self.model
+        if hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        return path
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

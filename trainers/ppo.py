@@ -1,0 +1,159 @@
+"""PPO on multi-turn trajectories: a value head on the policy's last hidden state, GAE over
+generated tokens only, clipped policy and value losses.
+
+Environment tokens (observations, chat-template markers) are not actions: GAE runs over
+the sequence of generated tokens of a whole rollout (across its segments), skipping every
+env token, as if they were one long action sequence. Each turn's reward (`turn_rewards`)
+sits on the last generated token of that turn; the value after the last token is 0.
+
+    delta_t = r_t + gamma * V(t+1) - V(t);   A_t = delta_t + gamma * lam * A_{t+1};   R_t = A_t + V(t)
+
+V(t) is the value of the state that token t is generated from: the head reads the
+hidden state at position t - 1. Losses: the clipped surrogate on A (token-mean), and
+0.5 * max((V - R)^2, (V_old + clip(V - V_old, +-value_clip) - R)^2) weighted by
+`value_coef`. Old log-probs and old values come from one no-grad pass under the
+pre-update weights.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from agentgym.trainers.common import (
+    Row,
+    autocast,
+    clip_and_step,
+    micro_batches,
+    pad_rows,
+    rows_from_trajectories,
+    token_logprobs,
+)
+from agentgym.trainers.grpo import clipped_token_loss
+from agentgym.trainers.loop import Trainer
+
+from agentgym.trajectory import Trajectory
+
+__all__ = ["PPOTrainer", "gae", "rollout_advantages"]
+
+
+def gae(rewards: list[float], values: list[float], gamma: float, lam: float) -> tuple[list[float], list[float]]:
+    """Generalised advantage estimates and returns over one sequence of actions (the value
+    after the last action is 0). Pass generated tokens only: env tokens are not steps."""
+    adv = [0.0] * len(rewards)
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        next_value = values[t + 1] if t + 1 < len(rewards) else 0.0
+        delta = rewards[t] + gamma * next_value - values[t]
+        running = delta + gamma * lam * running
+        adv[t] = running
+    return adv, [a + v for a, v in zip(adv, values, strict=True)]
+
+
+def rollout_advantages(rows: list[Row], gamma: float, lam: float, normalize: bool) -> None:
+    """Fill `token_advantages` and `returns` of `rows` (which carry `old_values`): GAE per
+    rollout over its generated tokens, in order across its segments; env tokens get 0.
+    With `normalize`, advantages are whitened over every generated token of the batch."""
+    by_traj: dict[int, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_traj[r.traj_index].append(r)
+    for traj_rows in by_traj.values():
+        where = [(r, t) for r in traj_rows for t, m in enumerate(r.loss_mask) if m]
+        adv, ret = gae([r.token_rewards[t] for r, t in where], [r.old_values[t] for r, t in where], gamma, lam)
+        for r in traj_rows:
+            r.token_advantages = [0.0] * len(r.input_ids)
+            r.returns = [0.0] * len(r.input_ids)
+        for (r, t), a, g in zip(where, adv, ret, strict=True):
+            r.token_advantages[t] = a
+            r.returns[t] = g
+    if normalize:
+        flat = torch.tensor([a for r in rows for a, m in zip(r.token_advantages, r.loss_mask, strict=True) if m])
+        if flat.numel() > 1:
+            mean, std = flat.mean().item(), flat.std().item()
+            for r in rows:
+                r.token_advantages = [
+                    (a - mean) / (std + 1e-8) if m else 0.0
+                    for a, m in zip(r.token_advantages, r.loss_mask, strict=True)
+                ]
+
+
+class PPOTrainer(Trainer):
+    """PPO with a scalar value head sharing the policy's body."""
+
+    def extra_modules(self) -> dict[str, torch.nn.Module]:
+        hidden = self.model.config.get_text_config().hidden_size
+        head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(head.weight)  # start from V = 0: no spurious early advantages
+        torch.nn.init.zeros_(head.bias)
+        return {"value_head": head.to(self.device)}
+
+    def forward(self, batch: Any, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token log-probs and values, both aligned with the tokens (value of token t's state)."""
+        with autocast(self.device), torch.set_grad_enabled(grad):
+            logp, hidden = token_logprobs(
+                self.model, batch, self.cfg.sampling.temperature, self.cfg.optim.logprob_chunk, return_hidden=True
+            )
+            v = self.modules["value_head"](hidden.float()).squeeze(-1)
+        values = torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], dim=1)
+        return logp, values
+
+    def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
+        p, o = self.cfg.ppo, self.cfg.optim
+        trained = [not (p.mask_aborted and t.end_reason == "aborted") for t in trajs]
+        rows = [r for r in rows_from_trajectories(trajs, trained=trained) if any(r.loss_mask)]
+        metrics: dict[str, float] = {"rows_trained": float(len(rows))}
+        if not rows:
+            metrics["grad_norm"] = clip_and_step(self.optimizer, self.scheduler, o.max_grad_norm)
+            return metrics
+        self.prepare(rows)
+        rollout_advantages(rows, p.gamma, p.lam, p.normalize_advantages)
+        totals: dict[str, float] = defaultdict(float)
+        for _ in range(o.ppo_epochs):
+            for part in range(o.minibatches):
+                stats = self.loss(rows[part :: o.minibatches], backward=True)
+                stats["grad_norm"] = clip_and_step(self.optimizer, self.scheduler, o.max_grad_norm)
+                for k, v in stats.items():
+                    totals[k] += v / (o.ppo_epochs * o.minibatches)
+        metrics.update(totals)
+        return metrics
+
+    @torch.no_grad()
+    def prepare(self, rows: list[Row]) -> None:
+        """Old log-probs and old values under the pre-update weights."""
+        self.model.eval()
+        for mb in micro_batches(rows, self.cfg.optim.micro_batch):
+            logp, values = self.forward(pad_rows(mb, self.pad_id).to(self.device), grad=False)
+            for i, r in enumerate(mb):
+                n = len(r.input_ids)
+                if self.cfg.optim.old_logprobs != "rollout":
+                    r.old_logprobs = logp[i, :n].float().cpu().tolist()
+                r.old_values = values[i, :n].float().cpu().tolist()
+        self.model.train()
+
+    def loss(self, rows: list[Row], backward: bool = False) -> dict[str, float]:
+        """Token-mean clipped policy loss + value_coef x clipped value loss over `rows`."""
+        p, o = self.cfg.ppo, self.cfg.optim
+        norm = float(max(sum(sum(r.loss_mask[1:]) for r in rows), 1))
+        out: dict[str, float] = defaultdict(float)
+        for mb in micro_batches(rows, o.micro_batch):
+            batch = pad_rows(mb, self.pad_id).to(self.device)
+            logp, values = self.forward(batch, grad=backward)
+            mask = batch.loss_mask
+            with torch.set_grad_enabled(backward):
+                per_tok, ratio = clipped_token_loss(
+                    logp, batch.old_logprobs, batch.token_advantages, p.eps_low, p.eps_high
+                )
+                clipped_v = batch.old_values + (values - batch.old_values).clamp(-p.value_clip, p.value_clip)
+                v_loss = 0.5 * torch.max((values - batch.returns) ** 2, (clipped_v - batch.returns) ** 2)
+                pg = (per_tok * mask).sum() / norm
+                vf = (v_loss * mask).sum() / norm
+                loss = pg + p.value_coef * vf
+            if backward:
+                loss.backward()
+            out["loss"] += float(loss.detach())
+            out["policy_loss"] += float(pg.detach())
+            out["value_loss"] += float(vf.detach())
+            out["ratio_mean"] += float((ratio.detach() * mask).sum()) / norm
+            out["value_mean"] += float((values.detach() * mask).sum()) / norm
+        return dict(out)

@@ -1,0 +1,233 @@
+"""Behaviour cloning on successful trajectories: the warm start before RL.
+
+A small model that never produces a well-formed action gives GRPO nothing to compare
+(every rollout of a group earns 0), so a short supervised pass on successful episodes
+comes first. The episodes come from a file of trajectories, or are collected on the fly
+by a scripted oracle (e.g. `agentgym.envs.guess_number.oracle:BisectionOracle`) through
+the same rollout code as RL, so the tokens trained on are exactly the tokens the policy
+will see. The loss is on the assistant's tokens only: the trajectories' loss masks.
+
+Two backends: TRL's `SFTTrainer` (default; the dataset carries `labels` that are -100
+off the mask), or the trainers' own loop (`plain`: no extra output folder, no accelerate
+state; same loss).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import random
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from agentgym.trainers.common import (
+    Row,
+    autocast,
+    build_optimizer,
+    clip_and_step,
+    pad_rows,
+    rows_from_trajectories,
+    token_logprobs,
+)
+
+from agentgym.policy import ScriptedPolicy
+from agentgym.policy.base import SamplingParams
+from agentgym.registration import full_id, load_plugins
+from agentgym.rollout import EpisodeSpec, RolloutOptions, run_episodes
+from agentgym.train_config import TrainConfig, WarmStartConfig
+from agentgym.trajectory import Trajectory, load_trajectories
+
+__all__ = ["RandomAnswer", "behaviour_clone", "collect_oracle", "oracle_responder", "sft_rows", "warm_start"]
+
+
+class RandomAnswer:
+    """Format-only demonstrations: `<answer>K</answer>` with K drawn uniformly from [low, high].
+
+    Cloning an optimal oracle copies it: the policy becomes near-deterministic and GRPO
+    groups then have equal rewards (no signal). Cloning the *successful* episodes of random
+    guessing teaches the action format and leaves the strategy to RL.
+
+    Args:
+        low, high: the range of the answers.
+        template: the reply, with `{}` where the number goes.
+        seed: seed of the draws (one stream for all episodes, so they differ).
+    """
+
+    def __init__(self, low: int = 1, high: int = 16, template: str = "<answer>{}</answer>", seed: int = 0):
+        self.low, self.high, self.template = low, high, template
+        self.rng = random.Random(seed)
+
+    def respond(self, messages: list[dict[str, Any]]) -> str:
+        return self.template.format(self.rng.randint(self.low, self.high))
+
+
+def oracle_responder(spec: str, kwargs: dict[str, Any]) -> Callable[[list[dict[str, Any]]], str]:
+    """A reply function from an oracle class (`module:Class`). A class with
+    `respond(messages)` is used as is; one with `act(observation)` is rebuilt for each call
+    and replays the conversation's observations, so many episodes can share it."""
+    module, _, name = spec.partition(":")
+    if not name:
+        raise ValueError(f"warm_start.oracle must look like module:Class, got {spec!r}")
+    cls = getattr(importlib.import_module(module), name)
+    if hasattr(cls, "respond"):
+        return cls(**kwargs).respond
+
+    def respond(messages: list[dict[str, Any]]) -> str:
+        oracle = cls(**kwargs)
+        reply = ""
+        for m in messages:
+            if m["role"] == "user":
+                reply = oracle.act(m["content"])
+        return reply
+
+    return respond
+
+
+def collect_oracle(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
+    """`warm_start.episodes` oracle episodes on the training split (all outcomes)."""
+    ws = cfg.warm_start
+    load_plugins()
+    env_id = full_id(cfg.env.id)
+    probe = gymnasium.make(env_id, **cfg.env.kwargs)
+    task_ids = [t.id for t in probe.unwrapped.tasks(cfg.env.split)][: cfg.env.num_tasks]
+    probe.close()
+    rng = np.random.default_rng([cfg.seed, 7919])
+    picks = rng.choice(len(task_ids), size=ws.episodes, replace=ws.episodes > len(task_ids))
+    specs = [EpisodeSpec(task_ids[j], ws.horizon, sample=0, seed=cfg.seed + i) for i, j in enumerate(picks)]
+    policy = ScriptedPolicy(tokenizer, oracle_responder(ws.oracle, ws.oracle_kwargs), name="oracle")
+    r = cfg.rollout
+    options = RolloutOptions(
+        max_new_tokens=cfg.sampling.max_new_tokens,
+        max_context_tokens=r.max_context_tokens,
+        announce_budget=r.announce_budget,
+        check_again=r.check_again,
+        budget_tracker=r.budget_tracker,
+        tools_in_template=r.tools_in_template,
+    )
+    return run_episodes(
+        policy,
+        functools.partial(gymnasium.make, env_id, **cfg.env.kwargs),
+        env_id,
+        specs,
+        SamplingParams(max_new_tokens=cfg.sampling.max_new_tokens, temperature=0.0, stop=tuple(cfg.sampling.stop)),
+        options,
+        max_concurrent=r.max_concurrent,
+    )
+
+
+def sft_rows(trajs: list[Trajectory]) -> list[Row]:
+    """One row per segment of every successful trajectory; the loss mask is the assistant's tokens."""
+    return rows_from_trajectories([t for t in trajs if t.success])
+
+
+def behaviour_clone(
+    model: Any, tokenizer: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig
+) -> dict[str, float]:
+    """Train on `rows` (loss on their masks); returns the loss before and after, on all rows."""
+    if not rows:
+        raise RuntimeError(
+            "the warm start has no successful trajectories to clone: check warm_start.oracle/path, "
+            "or raise warm_start.horizon"
+        )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # The loss before and after is measured on a fixed sample: a full pass costs as much as training.
+    probe = rows[:: max(1, len(rows) // 8)][:8]
+    before = sft_loss(model, probe, pad_id, cfg.optim.micro_batch)
+    steps = max(1, round(len(rows) * ws.epochs / ws.batch_size))
+    if ws.backend == "trl":
+        _train_trl(model, tokenizer, rows, ws, cfg)
+    else:
+        _train_plain(model, rows, ws, cfg, steps, pad_id)
+    model.eval()
+    after = sft_loss(model, probe, pad_id, cfg.optim.micro_batch)
+    return {"sft_rows": float(len(rows)), "sft_loss_before": before, "sft_loss_after": after}
+
+
+@torch.no_grad()
+def sft_loss(model: Any, rows: list[Row], pad_id: int, micro: int = 8) -> float:
+    """Token-mean negative log-likelihood of the masked tokens of `rows`."""
+    model.eval()
+    total, count = 0.0, 0.0
+    device = next(model.parameters()).device
+    for s in range(0, len(rows), micro):
+        batch = pad_rows(rows[s : s + micro], pad_id).to(device)
+        logp = token_logprobs(model, batch)
+        total += float(-(logp * batch.loss_mask).sum())
+        count += float(batch.loss_mask.sum())
+    return total / max(count, 1.0)
+
+
+def _train_plain(model: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig, steps: int, pad_id: int) -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt, sched = build_optimizer(params, cfg.optim, steps, lr=ws.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    device = next(model.parameters()).device
+    model.train()
+    for _ in range(steps):
+        idx = torch.randperm(len(rows), generator=gen)[: ws.batch_size].tolist()
+        chosen = [rows[i] for i in idx]
+        n_tok = sum(sum(r.loss_mask[1:]) for r in chosen)
+        for s in range(0, len(chosen), cfg.optim.micro_batch):
+            batch = pad_rows(chosen[s : s + cfg.optim.micro_batch], pad_id).to(device)
+            with autocast(device):
+                logp = token_logprobs(model, batch, 1.0, cfg.optim.logprob_chunk)
+                # Summed, then divided by the whole batch's tokens: a token-mean over the batch.
+                loss = -(logp * batch.loss_mask).sum() / max(n_tok, 1)
+            loss.backward()
+        clip_and_step(opt, sched, cfg.optim.max_grad_norm)
+
+
+def _train_trl(model: Any, tokenizer: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig) -> None:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    # Labels are -100 off the assistant's tokens: TRL then trains on exactly our mask,
+    # without re-rendering the conversation through a chat template.
+    data = Dataset.from_list(
+        [
+            {
+                "input_ids": r.input_ids,
+                "labels": [t if m else -100 for t, m in zip(r.input_ids, r.loss_mask, strict=True)],
+            }
+            for r in rows
+        ]
+    )
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    with tempfile.TemporaryDirectory(prefix="agentgym-sft-") as tmp:
+        args = SFTConfig(
+            output_dir=tmp,
+            per_device_train_batch_size=min(ws.batch_size, cfg.optim.micro_batch),
+            gradient_accumulation_steps=max(1, ws.batch_size // cfg.optim.micro_batch),
+            num_train_epochs=ws.epochs,
+            learning_rate=ws.lr,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            max_grad_norm=cfg.optim.max_grad_norm,
+            weight_decay=0.0,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=not on_gpu,
+            bf16=on_gpu,
+            seed=cfg.seed,
+            max_length=None,
+            dataset_num_proc=None,
+            disable_tqdm=not cfg.progress,
+            # TRL turns activation checkpointing on by default: it recomputes the forward
+            # (slower) and would stay on for the RL steps that follow.
+            gradient_checkpointing=False,
+        )
+        SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer).train()
+
+
+def warm_start(model: Any, tokenizer: Any, cfg: TrainConfig) -> dict[str, float]:
+    """The configured warm start: collect or load successful trajectories, then clone them."""
+    ws = cfg.warm_start
+    trajs = collect_oracle(cfg, tokenizer) if ws.source == "oracle" else load_trajectories(ws.path)
+    info = behaviour_clone(model, tokenizer, sft_rows(trajs), ws, cfg)
+    info["sft_success_rate"] = sum(t.success for t in trajs) / max(len(trajs), 1)
+    return info
