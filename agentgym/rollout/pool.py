@@ -151,6 +151,14 @@ class RolloutPool:
         )
         run.on_finish = lambda: bar.update(1)
         start = time.perf_counter()
+        tokens0 = run.stats.generated_tokens
+
+        def report(batch: int) -> None:
+            # Episodes that advance together finish together: show the turns as they go.
+            rate = (run.stats.generated_tokens - tokens0) / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"batch {batch}, {len(run.active)} in flight, {rate:.0f} tok/s")
+
+        run.on_generate = report
         try:
             run.loop(deque(enumerate(specs)))
         finally:
@@ -178,6 +186,7 @@ class _Run:
         self.calls: dict[Any, tuple[list[int], float]] = {}  # pending batch -> (episodes, submitted at)
         self.last_done = [0.0] * self.workers.num_workers  # when each worker last returned a result
         self.on_finish: Callable[[], None] = lambda: None
+        self.on_generate: Callable[[int], None] = lambda batch: None
 
     def loop(self, queue: deque[tuple[int, EpisodeSpec]]) -> None:
         pool, stats = self.pool, self.stats
@@ -237,6 +246,7 @@ class _Run:
                 self.finish(index)
             elif action is not None:
                 self.send(index, "step", action)
+        self.on_generate(len(waiting))
 
     def collect(self, handle: Any) -> None:
         indices, _ = self.calls.pop(handle)
