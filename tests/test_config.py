@@ -55,3 +55,8 @@ def test_defaults_do_not_share_mutable_state():
     a.horizons.append(99)
     a.env.kwargs["x"] = 1
     assert b.horizons == [1, 2, 4, 8, 16] and b.env.kwargs == {}
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    cfg = load_config(None, EvalConfig, ["sampling.temperature=1e-1"])
+    assert cfg.sampling.temperature == pytest.approx(0.1)
