@@ -156,15 +156,7 @@ class Trainer(ABC):
         return SamplingParams(s.max_new_tokens, s.temperature, s.top_p, tuple(s.stop))
 
     def rollout_options(self) -> RolloutOptions:
-        r = self.cfg.rollout
-        return RolloutOptions(
-            max_new_tokens=self.cfg.sampling.max_new_tokens,
-            max_context_tokens=r.max_context_tokens,
-            announce_budget=r.announce_budget,
-            check_again=r.check_again,
-            budget_tracker=r.budget_tracker,
-            tools_in_template=r.tools_in_template,
-        )
+        return RolloutOptions.from_config(self.cfg.rollout, self.cfg.sampling.max_new_tokens)
 
     def collect(self, step: int, horizon: int) -> tuple[list[Trajectory], RolloutStats]:
         """`tasks_per_step` tasks x `samples_per_task` rollouts, in groups (spec order).
@@ -194,6 +186,10 @@ class Trainer(ABC):
             self.rollout_options(),
             max_concurrent=cfg.rollout.max_concurrent,
             stats=stats,
+            backend=cfg.rollout.backend,
+            num_workers=cfg.rollout.num_workers,
+            address=cfg.rollout.address,
+            step_timeout_s=cfg.rollout.step_timeout_s,
         )
         return trajs, stats
 

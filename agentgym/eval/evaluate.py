@@ -45,21 +45,7 @@ def sampling_params(cfg: EvalConfig) -> SamplingParams:
 
 
 def rollout_options(cfg: EvalConfig) -> RolloutOptions:
-    r = cfg.rollout
-    return RolloutOptions(
-        max_new_tokens=cfg.sampling.max_new_tokens,
-        max_context_tokens=r.max_context_tokens,
-        announce_budget=r.announce_budget,
-        check_again=r.check_again,
-        budget_tracker=r.budget_tracker,
-        tools_in_template=r.tools_in_template,
-        context=r.context,
-        keep_last_k=r.keep_last_k,
-        summary_threshold=r.summary_threshold,
-        max_summaries=r.max_summaries,
-        train_on_summaries=r.train_on_summaries,
-        max_total_tokens=r.max_total_tokens,
-    )
+    return RolloutOptions.from_config(cfg.rollout, cfg.sampling.max_new_tokens)
 
 
 def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:

@@ -11,7 +11,7 @@ States: "reset" (waits for the env's reset), "policy" (waits for a completion), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from agentgym.budget import Budget
@@ -49,6 +49,14 @@ class RolloutOptions:
     max_summaries: int | None = 3
     train_on_summaries: bool = True
     max_total_tokens: int | None = None
+
+    @classmethod
+    def from_config(cls, rollout: Any, max_new_tokens: int) -> RolloutOptions:
+        """The options a `RolloutConfig` section describes (shared by eval and training)."""
+        return cls(
+            max_new_tokens=max_new_tokens,
+            **{f.name: getattr(rollout, f.name) for f in fields(cls) if f.name != "max_new_tokens"},
+        )
 
 
 class Episode:
