@@ -112,25 +112,35 @@ def change_address(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Ro
     return text, [ident, ("modify_pending_order_address", {"order_id": order["order_id"], **address})], []
 
 
-def modify_items(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row) -> Made | None:
-    if order["status"] != "pending" or (pair := _swap_candidate(db, rng, order)) is None:
+def _swap(
+    db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row, status: str, tool: str, ask: str
+) -> Made | None:
+    """Swap one item of an order for another variant of the same product (modify or exchange).
+
+    `ask` is the request, with {who}, {order}, {name}, {old} and {new} to fill in."""
+    if order["status"] != status or (pair := _swap_candidate(db, rng, order)) is None:
         return None
     item, new = pair
     who, ident = _identify(db, rng, order["user_id"])
-    text = (
-        f"Hi! {who} In my order {order['order_id']}, could you change the {item['name']} ({_describe(item['options'])}) "
-        f"to the one with {_describe(new['options'])}? What is the price difference?"
+    text = ask.format(
+        who=who,
+        order=order["order_id"],
+        name=item["name"],
+        old=_describe(item["options"]),
+        new=_describe(new["options"]),
     )
     gold = [
         ident,
         ("get_order_details", {"order_id": order["order_id"]}),
         ("get_product_details", {"product_id": item["product_id"]}),
-        (
-            "modify_pending_order_items",
-            {"order_id": order["order_id"], "item_ids": [item["item_id"]], "new_item_ids": [new["item_id"]]},
-        ),
+        (tool, {"order_id": order["order_id"], "item_ids": [item["item_id"]], "new_item_ids": [new["item_id"]]}),
     ]
     return text, gold, [money(abs(new["price_cents"] - item["price_cents"]))]
+
+
+def modify_items(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row) -> Made | None:
+    ask = "Hi! {who} In my order {order}, could you change the {name} ({old}) to the one with {new}? What is the price difference?"
+    return _swap(db, rng, order, "pending", "modify_pending_order_items", ask)
 
 
 def return_items(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row) -> Made | None:
@@ -151,24 +161,8 @@ def return_items(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row)
 
 
 def exchange(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row) -> Made | None:
-    if order["status"] != "delivered" or (pair := _swap_candidate(db, rng, order)) is None:
-        return None
-    item, new = pair
-    who, ident = _identify(db, rng, order["user_id"])
-    text = (
-        f"{who} I received order {order['order_id']}. I'd like to exchange the {item['name']} ({_describe(item['options'])}) "
-        f"for the one with {_describe(new['options'])}. What's the price difference?"
-    )
-    gold = [
-        ident,
-        ("get_order_details", {"order_id": order["order_id"]}),
-        ("get_product_details", {"product_id": item["product_id"]}),
-        (
-            "exchange_delivered_order_items",
-            {"order_id": order["order_id"], "item_ids": [item["item_id"]], "new_item_ids": [new["item_id"]]},
-        ),
-    ]
-    return text, gold, [money(abs(new["price_cents"] - item["price_cents"]))]
+    ask = "{who} I received order {order}. I'd like to exchange the {name} ({old}) for the one with {new}. What's the price difference?"
+    return _swap(db, rng, order, "delivered", "exchange_delivered_order_items", ask)
 
 
 def order_status(db: sqlite3.Connection, rng: random.Random, order: sqlite3.Row) -> Made | None:
