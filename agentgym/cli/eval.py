@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from agentgym.config import ConfigError, EvalConfig, config_help, load_config
+from agentgym.cli.common import config_from_args
+from agentgym.config import EvalConfig, config_help, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -81,14 +82,8 @@ def run(args: argparse.Namespace) -> int:
             _print_table(res)
         print(f"\nplot: {out}")
         return 0
-    overrides = list(args.overrides)
-    if args.config and "=" in args.config:  # only overrides were given
-        overrides.insert(0, args.config)
-        args.config = None
-    try:
-        cfg = load_config(args.config, EvalConfig, overrides)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+    cfg = config_from_args(args, lambda path, overrides: load_config(path, EvalConfig, overrides))
+    if cfg is None:
         return 2
     from agentgym.eval import evaluate
 

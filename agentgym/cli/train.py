@@ -12,9 +12,9 @@ Writes checkpoints, metrics.jsonl, TensorBoard logs, evaluations and the trained
 from __future__ import annotations
 
 import argparse
-import sys
 
-from agentgym.config import ConfigError, config_help
+from agentgym.cli.common import config_from_args
+from agentgym.config import config_help
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -47,14 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.help_config:
         print("\n".join(config_help(TrainConfig)))
         return 0
-    overrides = list(args.overrides)
-    if args.config and "=" in args.config:  # only overrides were given
-        overrides.insert(0, args.config)
-        args.config = None
-    try:
-        cfg = load_train_config(args.config, overrides)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+    cfg = config_from_args(args, load_train_config)
+    if cfg is None:
         return 2
     from agentgym.trainers import build_trainer
 
