@@ -65,6 +65,9 @@ class PolicyConfig:
     dtype: str = help_field("auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16")
     device: str | None = help_field(None, "cpu, cuda, cuda:1, ...; default: cuda if available")
     batch_size: int = help_field(16, "most prompts per generation batch (hf)")
+    gpu_memory_utilization: float = help_field(
+        0.3, "vllm backend: share of GPU memory for the engine (training shares the GPU)"
+    )
     base_url: str | None = help_field(None, "server URL for the openai backend, e.g. http://127.0.0.1:8000/v1")
     api: Literal["completions", "chat"] = help_field(
         "completions", "openai backend: completions (token ids in) or chat (messages in)"

@@ -19,14 +19,13 @@ def build_policy(cfg: PolicyConfig) -> Policy:
 
         return OpenAIPolicy(cfg.model, base_url=cfg.base_url, api=cfg.api, tokenizer=cfg.tokenizer or None)
     if cfg.backend == "vllm":
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            raise RuntimeError(
-                "policy.backend=vllm needs vLLM and a GPU: pip install vllm (or serve the model with "
-                "`vllm serve MODEL` and use policy.backend=openai with policy.base_url)"
-            ) from None
-        raise RuntimeError(
-            "the in-process vLLM backend is not built yet: serve the model and use policy.backend=openai"
+        from agentgym.policy.models import load_tokenizer
+        from agentgym.policy.vllm_policy import VLLMPolicy
+
+        return VLLMPolicy(
+            cfg.model,
+            load_tokenizer(cfg.model),
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            dtype="auto" if cfg.dtype == "auto" else cfg.dtype,
         )
     raise ValueError(f"unknown policy backend {cfg.backend!r}")
