@@ -1,22 +1,22 @@
 """HFPolicy: batching, log-probs, finish reasons, stop strings, and prefix KV-cache reuse.
 
 Most tests use a tiny random 2-layer Llama over SmolLM2's tokenizer; one checks cache
-reuse on the real embedded SmolLM2-135M. The tiny model is built here rather than taken
-from the `tiny-random` name: that one ties its embeddings at a small init scale, so its
-greedy output repeats the prompt's last token ("\n") whatever the context, and tests of
-batching or caching on it could not fail. Untied at a larger scale, its output is varied
-and depends on the whole context (the keys/values a cache must get right).
+reuse on the real embedded SmolLM2-135M. The tiny model is not the `tiny-random` one:
+that one ties its embeddings at a small init scale, so its greedy output repeats the
+prompt's last token ("\n") whatever the context, and tests of batching or caching on it
+could not fail. Untied at a larger scale (`init_std=0.2, tied=False`), its output is
+varied and depends on the whole context (the keys/values a cache must get right).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from agentgym.policy import ModelNotFoundError, SamplingParams, load_tokenizer
 from agentgym.policy.hf import HFPolicy
 from agentgym.policy.kv_cache import PrefixKVCache
+from agentgym.policy.models import build_tiny_model
 from agentgym.prompting import ChatFormat
 
 GREEDY = SamplingParams(max_new_tokens=8, temperature=0)
@@ -25,21 +25,8 @@ GREEDY = SamplingParams(max_new_tokens=8, temperature=0)
 @pytest.fixture(scope="module")
 def plain():
     tokenizer = load_tokenizer("tiny-random")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        initializer_range=0.2,
-    )
-    return HFPolicy(LlamaForCausalLM(config).eval(), tokenizer, prefix_cache=False, batch_size=16)
+    model = build_tiny_model(tokenizer, seed=0, init_std=0.2, tied=False).eval()
+    return HFPolicy(model, tokenizer, prefix_cache=False, batch_size=16)
 
 
 @pytest.fixture

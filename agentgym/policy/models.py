@@ -166,8 +166,14 @@ def load_tokenizer(name: str) -> Any:
         raise _not_found(name, exc) from exc
 
 
-def build_tiny_model(tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int = 64) -> Any:
-    """A randomly initialised 2-layer Llama over `tokenizer`'s vocabulary (~3M parameters)."""
+def build_tiny_model(
+    tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int = 64, init_std: float = 0.02, tied: bool = True
+) -> Any:
+    """A randomly initialised 2-layer Llama over `tokenizer`'s vocabulary (~3M parameters).
+
+    With the default `init_std` its greedy output is nearly constant (fine for plumbing);
+    `init_std=0.2, tied=False` gives varied text, for tests that compare generations.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -183,7 +189,8 @@ def build_tiny_model(tokenizer: Any, seed: int = 0, layers: int = 2, hidden: int
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
+        initializer_range=init_std,
     )
     return LlamaForCausalLM(config)
 
