@@ -86,17 +86,21 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 def load_checkpoint(
     path: str | Path, model: Any, modules: dict[str, torch.nn.Module], optimizer: Any, scheduler: Any
 ) -> dict[str, Any]:
-    """Restore everything `save_checkpoint` wrote (RNG states included); returns its state dict."""
+    """Restore everything `save_checkpoint` wrote (RNG states included); returns its state dict.
+
+    Tensors are read onto the CPU and copied to where the model lives: saved from cuda:0,
+    they would otherwise land on cuda:0 in every data-parallel rank that resumes.
+    """
     path = Path(path)
-    weights = torch.load(path / "model.pt", weights_only=True)
+    weights = torch.load(path / "model.pt", weights_only=True, map_location="cpu")
     # Not strict: a LoRA checkpoint holds only the adapter; the frozen base comes from its name.
     _, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected:
         raise RuntimeError(f"checkpoint {path} holds weights the model lacks: {unexpected[:5]} (another model?)")
-    extra = torch.load(path / "modules.pt", weights_only=True)
+    extra = torch.load(path / "modules.pt", weights_only=True, map_location="cpu")
     for name, module in modules.items():
         module.load_state_dict(extra[name])
-    optim = torch.load(path / "optim.pt", weights_only=False)
+    optim = torch.load(path / "optim.pt", weights_only=False, map_location="cpu")
     optimizer.load_state_dict(optim["optimizer"])
     scheduler.load_state_dict(optim["scheduler"])
     set_rng_state(torch.load(path / "rng.pt", weights_only=False))

@@ -25,6 +25,11 @@ pre-update weights in one no-grad pass. The rollout-time log-probs are not the d
 generation runs with left padding and cached keys/values (bf16 on GPUs), so they differ
 from the training forward by numerical noise that would bias the ratio, and scripted
 policies report none.
+
+Data-parallel: each rank holds whole groups, so advantages are exact locally; the token
+count of the token-mean and the update statistics are summed over the ranks, and so are the
+gradients (`Trainer.optimizer_step`): the update is the single-process update on the
+union of the ranks' rollouts.
 """
 
 from __future__ import annotations
@@ -40,7 +45,6 @@ import torch
 from agentgym.trainers.common import (
     Row,
     autocast,
-    clip_and_step,
     micro_batches,
     pad_rows,
     rows_from_trajectories,
@@ -125,9 +129,19 @@ class GRPOTrainer(Trainer):
         groups = [i // cfg.samples_per_task for i in range(len(trajs))]
         adv, trained, info = group_advantages([t.reward for t in trajs], groups, [t.end_reason for t in trajs], self.g)
         rows = [r for r in rows_from_trajectories(trajs, adv, trained) if any(r.loss_mask)]
-        metrics = {"adv_abs_mean": sum(abs(a) for a in adv) / max(len(adv), 1), **info}
-        metrics["rows_trained"] = float(len(rows))
-        metrics["tokens_trained"] = float(sum(sum(r.loss_mask) for r in rows))
+        abs_adv, n_adv, dropped, masked, n_rows, n_tok = self.dist.sum(
+            [
+                sum(abs(a) for a in adv),
+                len(adv),
+                info["groups_dropped"],
+                info["rollouts_masked"],
+                len(rows),
+                sum(sum(r.loss_mask) for r in rows),
+            ]
+        )
+        metrics = {"adv_abs_mean": abs_adv / max(n_adv, 1), "groups_dropped": dropped, "rollouts_masked": masked}
+        metrics["rows_trained"] = n_rows
+        metrics["tokens_trained"] = n_tok
         o = cfg.optim
         mode = o.old_logprobs
         if mode == "auto":
@@ -138,7 +152,7 @@ class GRPOTrainer(Trainer):
             for part in range(o.minibatches):
                 mb = rows[part :: o.minibatches]
                 stats = self.surrogate_loss(mb, horizon, backward=True, current_as_old=mode == "current")
-                stats["grad_norm"] = clip_and_step(self.optimizer, self.scheduler, o.max_grad_norm)
+                stats["grad_norm"] = self.optimizer_step()
                 for k, v in stats.items():
                     totals[k] += v / (o.ppo_epochs * o.minibatches)
         metrics.update(totals)
@@ -172,12 +186,13 @@ class GRPOTrainer(Trainer):
 
         Rows whose advantage is 0 add nothing to the loss or its gradient when there is no
         KL term, so they are not run through the model; their tokens still count in the
-        token-mean's denominator, which keeps the loss exactly GRPO's.
+        token-mean's denominator, which keeps the loss exactly GRPO's. Of several ranks,
+        `rows` is this rank's share: the denominator and the statistics are the whole batch's.
         """
         g, o = self.g, self.cfg.optim
-        n_tok = sum(sum(r.loss_mask[1:]) for r in rows)
+        n_tok, n_rows = self.dist.sum([sum(sum(r.loss_mask[1:]) for r in rows), len(rows)])
         if g.loss_norm == "constant":
-            norm = float(len(rows) * self.cfg.sampling.max_new_tokens * horizon)
+            norm = float(n_rows * self.cfg.sampling.max_new_tokens * horizon)
         else:
             norm = float(max(n_tok, 1))
         active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0]
@@ -201,6 +216,9 @@ class GRPOTrainer(Trainer):
                 out["clip_frac"] += float((clipped * mask).sum())
                 out["ratio_mean"] += float((ratio * mask).sum())
                 counted += float(mask.sum())
+        keys = ("loss", "kl", "clip_frac", "ratio_mean")
+        *sums, counted = self.dist.sum([*(out[k] for k in keys), counted])
+        out = dict(zip(keys, sums, strict=True))
         for k in ("kl", "clip_frac", "ratio_mean"):
             out[k] = out[k] / counted if counted else (1.0 if k == "ratio_mean" else 0.0)
         return out

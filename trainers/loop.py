@@ -5,11 +5,17 @@ An algorithm subclasses `Trainer` and implements `update(trajectories, horizon)`
 (`Trainer.train`) is one template method that reads top to bottom:
 
     warm start (once) -> evaluate -> for each step: horizon -> rollouts -> update -> log -> checkpoint/evaluate
+
+Under `accelerate launch` or `torchrun` (see `trainers/distributed.py`) every rank runs this
+same loop on its share of each step's tasks; gradients and update statistics are summed
+over the ranks, so every rank takes the same optimizer step, and the rollout metrics come
+from the whole step's trajectories, so the curriculum decides the same on every rank. The
+main rank alone logs, checkpoints, evaluates and saves the final model.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import random
 import sys
@@ -22,14 +28,16 @@ import gymnasium
 import numpy as np
 import torch
 from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from agentgym.trainers.common import build_optimizer, build_trainable_model
+from agentgym.trainers.common import build_optimizer, build_trainable_model, clip_and_step
+from agentgym.trainers.distributed import Dist
+from agentgym.trainers.plots import plot_training
 from tqdm import tqdm
 
-from agentgym.config import EnvConfig, EvalConfig, SamplingConfig, to_dict
+from agentgym.config import ConfigError, EnvConfig, EvalConfig, SamplingConfig, to_dict
 from agentgym.curriculum import Curriculum
 from agentgym.policy.base import SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, run_episodes
+from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, env_maker, run_episodes
 from agentgym.train_config import TrainConfig
 from agentgym.trajectory import Trajectory, save_trajectories
 
@@ -37,17 +45,21 @@ __all__ = ["MetricsLogger", "Trainer", "batch_metrics"]
 
 
 class MetricsLogger:
-    """One JSON line per step in `metrics.jsonl`, TensorBoard scalars, W&B when configured."""
+    """One JSON line per step in `metrics.jsonl`, TensorBoard scalars, W&B when configured
+    (nothing at all when not `enabled`: the ranks other than the main one)."""
 
-    def __init__(self, out: Path, tensorboard: bool, wandb_project: str | None, config: dict[str, Any]):
+    def __init__(
+        self, out: Path, tensorboard: bool, wandb_project: str | None, config: dict[str, Any], enabled: bool = True
+    ):
         self.path = out / "metrics.jsonl"
+        self.enabled = enabled
         self.tb = None
-        if tensorboard:
+        if tensorboard and enabled:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(out / "tb"))
         self.wandb = None
-        if wandb_project:
+        if wandb_project and enabled:
             try:
                 import wandb
             except ImportError:
@@ -55,6 +67,8 @@ class MetricsLogger:
             self.wandb = wandb.init(project=wandb_project, config=config, dir=str(out))
 
     def log(self, record: dict[str, Any], step: int) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         scalars = {k: v for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -67,7 +81,7 @@ class MetricsLogger:
 
     def truncate(self, step: int) -> None:
         """Drop records of steps >= `step` (written after the checkpoint a run resumes from)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
         kept = [ln for ln in lines if json.loads(ln).get("step", -1) < step]
@@ -109,28 +123,41 @@ class Trainer(ABC):
     """
 
     def __init__(self, cfg: TrainConfig, model: Any = None, tokenizer: Any = None):
-        from agentgym.policy.hf import HFPolicy
 
         self.cfg = cfg
+        # The data-parallel ranks a launcher started (`trainers/distributed.py`); one process without one.
+        self.dist = Dist.from_env(cpu=(cfg.policy.device or "").startswith("cpu"))
+        if cfg.tasks_per_step % self.dist.world:
+            raise ConfigError(
+                f"tasks_per_step={cfg.tasks_per_step} must be a multiple of the {self.dist.world} processes: "
+                "each rank collects whole task groups"
+            )
         self.out = Path(cfg.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads is not None:
             # On oversubscribed cores, OpenMP threads spin-wait on each other: one thread per
             # process was 3x faster than two for SmolLM2 on the shared 2-core machine.
             torch.set_num_threads(cfg.threads)
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed)  # the same on every rank: the initial weights (a LoRA adapter's) must agree
         if model is None:
-            model, tokenizer = build_trainable_model(cfg.policy.model, cfg.policy.dtype, cfg.policy.device, cfg.lora)
+            device = cfg.policy.device
+            if self.dist.device is not None and device in (None, "cuda"):
+                device = str(self.dist.device)  # one GPU per local rank
+            model, tokenizer = build_trainable_model(cfg.policy.model, cfg.policy.dtype, device, cfg.lora)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.policy = HFPolicy(model, tokenizer, batch_size=cfg.policy.batch_size)
+        self.policy = self.build_policy()
         self.curriculum = Curriculum(cfg.curriculum)
         self.modules = self.extra_modules()
-        params = [p for p in model.parameters() if p.requires_grad]
-        params += [p for m in self.modules.values() for p in m.parameters()]
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params += [p for m in self.modules.values() for p in m.parameters()]
         updates = cfg.steps * cfg.optim.ppo_epochs * cfg.optim.minibatches
-        self.optimizer, self.scheduler = build_optimizer(params, cfg.optim, updates)
+        self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, updates)
+        if self.dist.enabled:
+            for module in (model, *self.modules.values()):
+                self.dist.broadcast_params(module)
+            seed_everything(self.dist.seed(cfg.seed))
         load_plugins()
         self.env_id = full_id(cfg.env.id)
         probe = gymnasium.make(self.env_id, **cfg.env.kwargs)
@@ -138,6 +165,22 @@ class Trainer(ABC):
         probe.close()
         self.step = 0
         self.last_metrics: dict[str, float] | None = None
+
+    def build_policy(self) -> Any:
+        """The rollout policy: the trained model itself (hf), or a vLLM engine that loads the
+        trained weights before the first generation after each update (vllm)."""
+        p = self.cfg.policy
+        if p.backend == "vllm":
+            from agentgym.policy.vllm_policy import VLLMPolicy
+
+            return VLLMPolicy(
+                p.model, self.tokenizer, trained=self.model, gpu_memory_utilization=p.gpu_memory_utilization
+            )
+        if p.backend != "hf":
+            raise ConfigError(f"policy.backend={p.backend!r} cannot train: use hf, or vllm on a GPU")
+        from agentgym.policy.hf import HFPolicy
+
+        return HFPolicy(self.model, self.tokenizer, batch_size=p.batch_size)
 
     # ------------------------------------------------------------------ algorithm hooks
 
@@ -159,27 +202,30 @@ class Trainer(ABC):
         return RolloutOptions.from_config(self.cfg.rollout, self.cfg.sampling.max_new_tokens)
 
     def collect(self, step: int, horizon: int) -> tuple[list[Trajectory], RolloutStats]:
-        """`tasks_per_step` tasks x `samples_per_task` rollouts, in groups (spec order).
+        """`tasks_per_step` tasks x `samples_per_task` rollouts, in groups (spec order); of
+        several ranks, rank r collects the groups of picks[r::world].
 
-        Tasks and sampling noise are functions of (seed, step) alone, so a resumed run draws
-        exactly what an uninterrupted one would have drawn.
+        Tasks and sampling noise are functions of (seed, step) alone (and the rank), so a
+        resumed run draws exactly what an uninterrupted one would have drawn.
         """
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, step])
         k = cfg.tasks_per_step
         picks = rng.choice(len(self.task_ids), size=k, replace=k > len(self.task_ids))
         specs = [
-            EpisodeSpec(self.task_ids[j], horizon, sample=s, seed=cfg.seed * 1_000_003 + step * 10_007 + i * 101 + s)
-            for i, j in enumerate(picks)
+            EpisodeSpec(
+                self.task_ids[picks[i]], horizon, sample=s, seed=cfg.seed * 1_000_003 + step * 10_007 + i * 101 + s
+            )
+            for i in range(self.dist.rank, k, self.dist.world)
             for s in range(cfg.samples_per_task)
         ]
-        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        torch.manual_seed(self.dist.seed(cfg.seed * 1_000_003 + step))
         self.clear_policy_cache()
         self.model.eval()
         stats = RolloutStats()
         trajs = run_episodes(
             self.policy,
-            functools.partial(gymnasium.make, self.env_id, **cfg.env.kwargs),
+            env_maker(self.env_id, **cfg.env.kwargs),  # carries the registry entry to Ray workers
             self.env_id,
             specs,
             self.sampling_params(),
@@ -192,6 +238,21 @@ class Trainer(ABC):
             step_timeout_s=cfg.rollout.step_timeout_s,
         )
         return trajs, stats
+
+    def gather(self, trajs: list[Trajectory]) -> list[Trajectory]:
+        """The whole step's trajectories from every rank's share, in the order one process
+        would have collected them (rank r's k-th group is group r + k * world)."""
+        if not self.dist.enabled:
+            return trajs
+        g = self.cfg.samples_per_task
+        shares = [[s[i : i + g] for i in range(0, len(s), g)] for s in self.dist.all_gather_object(trajs)]
+        return [t for k in range(len(shares[0])) for share in shares for t in share[k]]
+
+    def optimizer_step(self) -> float:
+        """Sum the accumulated gradients over the ranks, clip, step the optimizer and the LR
+        schedule; the gradient norm before clipping."""
+        self.dist.all_reduce_grads(self.params)
+        return clip_and_step(self.optimizer, self.scheduler, self.cfg.optim.max_grad_norm)
 
     def clear_policy_cache(self) -> None:
         """Kept keys/values are stale once the weights change (and eval must not warm rollouts)."""
@@ -231,6 +292,28 @@ class Trainer(ABC):
             self.clear_policy_cache()
         return {f"eval.success@{r['horizon']}": r["success"] for r in result.rows}
 
+    def evaluate_on_main(self, step: int, horizon: int) -> dict[str, float]:
+        """`evaluate` on the main rank ({} on the others, which wait for it): evaluations
+        are logged, never fed back into training."""
+        scores = self.evaluate(step, horizon) if self.dist.is_main else {}
+        self.dist.barrier()
+        return scores
+
+    def warm_start(self) -> dict[str, float]:
+        """The behaviour-cloning warm start on the main rank; the others receive its weights."""
+        from agentgym.trainers.sft import warm_start
+
+        cfg = self.cfg
+        info: dict[str, float] = {}
+        if self.dist.is_main:
+            if self.dist.enabled:
+                # TRL's SFTTrainer would see WORLD_SIZE and wrap the model in DDP on this
+                # rank alone (the others would never join): the plain loop, same loss.
+                cfg = dataclasses.replace(cfg, warm_start=dataclasses.replace(cfg.warm_start, backend="plain"))
+            info = warm_start(self.model, self.tokenizer, cfg)
+        self.dist.broadcast_params(self.model)
+        return info
+
     def save(self) -> Path:
         state = {"curriculum": self.curriculum.state_dict(), "last_metrics": self.last_metrics}
         return save_checkpoint(
@@ -249,6 +332,8 @@ class Trainer(ABC):
         if path is None:
             print(f"resume=true: no checkpoint in {self.out / 'checkpoints'}; starting from step 0", file=sys.stderr)
             return False
+        # Every rank loads the same checkpoint, RNG states included: rank 0's serve all of
+        # them, as each step's sampling noise is reseeded from (seed, step, rank) in `collect`.
         state = load_checkpoint(path, self.model, self.modules, self.optimizer, self.scheduler)
         self.step = state["step"]
         self.curriculum.load_state_dict(state["curriculum"])
@@ -264,27 +349,31 @@ class Trainer(ABC):
         Returns the last step's metrics and the evaluations made.
         """
         cfg = self.cfg
-        (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-        logger = MetricsLogger(self.out, cfg.tensorboard, cfg.wandb_project, to_dict(cfg))
+        main = self.dist.is_main
+        if main:
+            (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        logger = MetricsLogger(self.out, cfg.tensorboard, cfg.wandb_project, to_dict(cfg), enabled=main)
         resumed = cfg.resume and self.resume()
+        if len(set(self.dist.all_gather_object(self.step))) > 1:
+            raise RuntimeError(
+                f"the ranks resumed from different steps: output_dir={cfg.output_dir} must be one folder every rank sees"
+            )
         if resumed:
             logger.truncate(self.step)  # a resumed run rewrites what came after its checkpoint
-        elif logger.path.exists():
+        elif main and logger.path.exists():
             logger.path.unlink()  # a fresh run in the same folder starts a fresh log
         evals: dict[str, dict[str, float]] = {}
         if not resumed:
             if cfg.warm_start.enabled:
-                from agentgym.trainers.sft import warm_start
-
                 t0 = time.perf_counter()
-                info = warm_start(self.model, self.tokenizer, cfg)
+                info = self.warm_start()
                 logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
-                seed_everything(cfg.seed)  # RL starts from the same RNG whether or not SFT ran
+                seed_everything(self.dist.seed(cfg.seed))  # RL starts from the same RNG whether or not SFT ran
             if cfg.eval.at_start:
-                evals["start"] = self.evaluate(0, self.curriculum.horizon(0))
+                evals["start"] = self.evaluate_on_main(0, self.curriculum.horizon(0))
                 logger.log({"step": 0, "eval_at": "start", **evals["start"]}, 0)
         last = min(cfg.steps, until) if until is not None else cfg.steps
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not cfg.progress)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not (cfg.progress and main))
         record: dict[str, Any] = {}
         try:
             while self.step < last:
@@ -293,35 +382,40 @@ class Trainer(ABC):
                 lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
                 t0 = time.perf_counter()
                 trajs, stats = self.collect(step, horizon)
+                batch = self.gather(trajs)
                 t1 = time.perf_counter()
                 self.model.train()
-                metrics = batch_metrics(trajs)
-                metrics.update(self.update(trajs, horizon))
+                metrics = batch_metrics(batch)  # the same on every rank: the curriculum reads them
+                metrics.update(self.update(trajs, horizon))  # this rank's share; sums over ranks inside
                 self.clear_policy_cache()
                 t2 = time.perf_counter()
                 self.last_metrics = metrics
                 record = {"step": step, "horizon": horizon, "lr": lr, **metrics}
                 record.update(time_rollout_s=t1 - t0, time_update_s=t2 - t1, time_generate_s=stats.generate_seconds)
                 if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.steps:
-                    evals[f"step-{step + 1}"] = self.evaluate(step + 1, horizon)
+                    evals[f"step-{step + 1}"] = self.evaluate_on_main(step + 1, horizon)
                     record.update(evals[f"step-{step + 1}"])
                 logger.log(record, step)
-                if cfg.save_final and step == 0:
-                    save_trajectories(trajs, self.out / "rollouts" / "step-000000.jsonl")
+                if cfg.save_final and step == 0 and main:
+                    save_trajectories(batch, self.out / "rollouts" / "step-000000.jsonl")
                 self.step = step + 1
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps and main:
                     self.save()
                 bar.update(1)
                 bar.set_postfix_str(
                     f"h={horizon} reward={metrics['reward_mean']:.2f} success={metrics['success_rate']:.2f}"
                 )
             if self.step >= cfg.steps:
-                self.save()
+                if main:
+                    self.save()
                 if cfg.eval.at_end:
-                    evals["end"] = self.evaluate(self.step, self.curriculum.horizon(self.step - 1, None))
+                    evals["end"] = self.evaluate_on_main(self.step, self.curriculum.horizon(self.step - 1, None))
                     logger.log({"step": self.step, "eval_at": "end", **evals["end"]}, self.step)
-                if cfg.save_final:
+                if cfg.save_final and main:
                     self.save_final()
+            if main and logger.enabled and logger.path.exists():
+                plot_training(logger.path, self.out / "training.png", title=f"{cfg.algo.upper()} on {cfg.env.id}")
+            self.dist.barrier()  # no rank leaves (and closes the process group) while another still works
         finally:
             bar.close()
             logger.close()

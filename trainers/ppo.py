@@ -13,6 +13,10 @@ hidden state at position t - 1. Losses: the clipped surrogate on A (token-mean),
 0.5 * max((V - R)^2, (V_old + clip(V - V_old, +-value_clip) - R)^2) weighted by
 `value_coef`. Old log-probs and old values come from one no-grad pass under the
 pre-update weights.
+
+Data-parallel: GAE runs per rollout on the rank that collected it; the advantage
+whitening, the token-mean of both losses, the statistics and the gradients use the whole
+batch over the ranks (the single-process update on the union of their rollouts).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from agentgym.trainers.common import (
     rows_from_trajectories,
     token_logprobs,
 )
+from agentgym.trainers.distributed import Dist
 from agentgym.trainers.grpo import clipped_token_loss
 from agentgym.trainers.loop import Trainer
 
@@ -51,10 +56,11 @@ def gae(rewards: list[float], values: list[float], gamma: float, lam: float) -> 
     return adv, [a + v for a, v in zip(adv, values, strict=True)]
 
 
-def rollout_advantages(rows: list[Row], gamma: float, lam: float, normalize: bool) -> None:
+def rollout_advantages(rows: list[Row], gamma: float, lam: float, normalize: bool, dist: Dist | None = None) -> None:
     """Fill `token_advantages` and `returns` of `rows` (which carry `old_values`): GAE per
     rollout over its generated tokens, in order across its segments; env tokens get 0.
-    With `normalize`, advantages are whitened over every generated token of the batch."""
+    With `normalize`, advantages are whitened over every generated token of the batch (of
+    every rank's `rows`, with `dist` of several ranks)."""
     by_traj: dict[int, list[Row]] = defaultdict(list)
     for r in rows:
         by_traj[r.traj_index].append(r)
@@ -69,13 +75,28 @@ def rollout_advantages(rows: list[Row], gamma: float, lam: float, normalize: boo
             r.returns[t] = g
     if normalize:
         flat = torch.tensor([a for r in rows for a, m in zip(r.token_advantages, r.loss_mask, strict=True) if m])
-        if flat.numel() > 1:
+        if dist is not None and dist.enabled:
+            mean, std = _global_mean_std(flat, dist)
+        elif flat.numel() > 1:
             mean, std = flat.mean().item(), flat.std().item()
+        else:
+            mean = std = None
+        if std is not None:
             for r in rows:
                 r.token_advantages = [
                     (a - mean) / (std + 1e-8) if m else 0.0
                     for a, m in zip(r.token_advantages, r.loss_mask, strict=True)
                 ]
+
+
+def _global_mean_std(flat: torch.Tensor, dist: Dist) -> tuple[float | None, float | None]:
+    """Mean and sample std of the union of every rank's `flat` (None, None under two values)."""
+    total, n = dist.sum([float(flat.double().sum()), flat.numel()])
+    if n < 2:
+        return None, None
+    mean = total / n
+    (squares,) = dist.sum([float(((flat.double() - mean) ** 2).sum())])
+    return mean, (squares / (n - 1)) ** 0.5
 
 
 class PPOTrainer(Trainer):
@@ -102,17 +123,18 @@ class PPOTrainer(Trainer):
         p, o = self.cfg.ppo, self.cfg.optim
         trained = [not (p.mask_aborted and t.end_reason == "aborted") for t in trajs]
         rows = [r for r in rows_from_trajectories(trajs, trained=trained) if any(r.loss_mask)]
-        metrics: dict[str, float] = {"rows_trained": float(len(rows))}
-        if not rows:
+        (n_rows,) = self.dist.sum([len(rows)])  # every rank takes the same path: collectives must match
+        metrics: dict[str, float] = {"rows_trained": n_rows}
+        if not n_rows:
             metrics["grad_norm"] = clip_and_step(self.optimizer, self.scheduler, o.max_grad_norm)
             return metrics
         self.prepare(rows)
-        rollout_advantages(rows, p.gamma, p.lam, p.normalize_advantages)
+        rollout_advantages(rows, p.gamma, p.lam, p.normalize_advantages, self.dist)
         totals: dict[str, float] = defaultdict(float)
         for _ in range(o.ppo_epochs):
             for part in range(o.minibatches):
                 stats = self.loss(rows[part :: o.minibatches], backward=True)
-                stats["grad_norm"] = clip_and_step(self.optimizer, self.scheduler, o.max_grad_norm)
+                stats["grad_norm"] = self.optimizer_step()
                 for k, v in stats.items():
                     totals[k] += v / (o.ppo_epochs * o.minibatches)
         metrics.update(totals)
@@ -132,10 +154,13 @@ class PPOTrainer(Trainer):
         self.model.train()
 
     def loss(self, rows: list[Row], backward: bool = False) -> dict[str, float]:
-        """Token-mean clipped policy loss + value_coef x clipped value loss over `rows`."""
+        """Token-mean clipped policy loss + value_coef x clipped value loss over `rows` (this
+        rank's share: the token count and the statistics are the whole batch's)."""
         p, o = self.cfg.ppo, self.cfg.optim
-        norm = float(max(sum(sum(r.loss_mask[1:]) for r in rows), 1))
-        out: dict[str, float] = defaultdict(float)
+        (n_tok,) = self.dist.sum([sum(sum(r.loss_mask[1:]) for r in rows)])
+        norm = float(max(n_tok, 1))
+        keys = ("loss", "policy_loss", "value_loss", "ratio_mean", "value_mean")
+        out = dict.fromkeys(keys, 0.0)  # a rank without rows still reports (and sums) every key
         for mb in micro_batches(rows, o.micro_batch):
             batch = pad_rows(mb, self.pad_id).to(self.device)
             logp, values = self.forward(batch, grad=backward)
@@ -156,4 +181,4 @@ class PPOTrainer(Trainer):
             out["value_loss"] += float(vf.detach())
             out["ratio_mean"] += float((ratio.detach() * mask).sum()) / norm
             out["value_mean"] += float((values.detach() * mask).sum()) / norm
-        return dict(out)
+        return dict(zip(keys, self.dist.sum([out[k] for k in keys]), strict=True))

@@ -12,9 +12,10 @@ Writes checkpoints, metrics.jsonl, TensorBoard logs, evaluations and the trained
 from __future__ import annotations
 
 import argparse
+import sys
 
 from agentgym.cli.common import config_from_args
-from agentgym.config import config_help
+from agentgym.config import ConfigError, config_help
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,10 +53,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from agentgym.trainers import build_trainer
 
-    trainer = build_trainer(cfg)
+    try:
+        trainer = build_trainer(cfg)
+    except ConfigError as exc:  # settings that only the launch reveals (e.g. the number of processes)
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     result = trainer.train()
+    if not trainer.dist.is_main:
+        return 0  # the main rank reports for all
     _print_summary(result)
     print(f"\nmetrics: {trainer.out / 'metrics.jsonl'}  (tensorboard --logdir {trainer.out / 'tb'})")
+    print(f"plot:    {trainer.out / 'training.png'}")
     if cfg.save_final:
         print(f"model:   {trainer.out / 'final'}")
     return 0
