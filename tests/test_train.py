@@ -84,3 +84,30 @@ def test_cli_train_reports_config_errors_and_lists_keys(capsys):
     assert "steps" in capsys.readouterr().err
     assert main(["train", "--help-config"]) == 0
     assert "curriculum.rounds" in capsys.readouterr().out
+
+
+def test_training_rollouts_summarize_and_run_on_ray(tmp_path):
+    """The trainer's rollouts take the context strategy and the env backend from `rollout.*`:
+    SUPO summaries split episodes into segments that all train, with envs in Ray actors."""
+    cfg = tiny_config(
+        tmp_path,
+        "steps=1",
+        "curriculum.start=6",
+        "rollout.context=summarize",
+        "rollout.max_context_tokens=200",
+        "rollout.max_summaries=2",
+        "rollout.backend=ray",
+        "rollout.num_workers=1",
+        "grpo.mask_overlong=false",
+        "grpo.mask_over_turn=false",
+    )
+    trainer = build_trainer(cfg)
+    trajs, _ = trainer.collect(0, 6)
+    multi = [t for t in trajs if len(t.segments) > 1]
+    assert multi, "no episode was summarized: the context window must be small enough"
+    assert all(t.segments[0].kind == "summary" for t in multi)
+    for t in trajs:  # the rollout's reward is real: wins end the episode
+        assert t.reward in (0.0, 1.0)
+    metrics = trainer.update(trajs, 6)
+    assert metrics["rows_trained"] == sum(len(t.segments) for t in trajs)  # every segment trains
+    assert metrics["grad_norm"] > 0

@@ -14,7 +14,7 @@ state; same loss).
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import importlib
 import random
 import tempfile
@@ -37,7 +37,7 @@ from agentgym.trainers.common import (
 from agentgym.policy import ScriptedPolicy
 from agentgym.policy.base import SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, run_episodes
+from agentgym.rollout import EpisodeSpec, RolloutOptions, env_maker, run_episodes
 from agentgym.train_config import TrainConfig, WarmStartConfig
 from agentgym.trajectory import Trajectory, load_trajectories
 
@@ -100,17 +100,11 @@ def collect_oracle(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
     specs = [EpisodeSpec(task_ids[j], ws.horizon, sample=0, seed=cfg.seed + i) for i, j in enumerate(picks)]
     policy = ScriptedPolicy(tokenizer, oracle_responder(ws.oracle, ws.oracle_kwargs), name="oracle")
     r = cfg.rollout
-    options = RolloutOptions(
-        max_new_tokens=cfg.sampling.max_new_tokens,
-        max_context_tokens=r.max_context_tokens,
-        announce_budget=r.announce_budget,
-        check_again=r.check_again,
-        budget_tracker=r.budget_tracker,
-        tools_in_template=r.tools_in_template,
-    )
+    # A scripted oracle cannot write summaries: its episodes keep the full context.
+    options = dataclasses.replace(RolloutOptions.from_config(r, cfg.sampling.max_new_tokens), context="full")
     return run_episodes(
         policy,
-        functools.partial(gymnasium.make, env_id, **cfg.env.kwargs),
+        env_maker(env_id, **cfg.env.kwargs),
         env_id,
         specs,
         SamplingParams(max_new_tokens=cfg.sampling.max_new_tokens, temperature=0.0, stop=tuple(cfg.sampling.stop)),
