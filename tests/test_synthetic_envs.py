@@ -3,7 +3,7 @@
 import gymnasium
 import pytest
 from agentgym.envs.guess_number.env import GuessNumberEnv
-from agentgym.envs.guess_number.oracle import BisectionOracle
+from agentgym.envs.guess_number.oracle import BisectionOracle, ConsistentRandomGuesser
 from agentgym.envs.guess_number.tasks import bisection_turns
 from agentgym.envs.kvsum.env import KVSumEnv
 from agentgym.envs.kvsum.oracle import KVSumOracle
@@ -35,6 +35,30 @@ def test_bisection_wins_guess_number_at_exactly_min_turns(use_tool):
     for task in env.tasks("test")[:40]:
         total, info = play(env, BisectionOracle(100, use_tool), task.id, task.min_turns)
         assert info["success"] and total == 1.0 and info["turn"] == task.min_turns
+
+
+def test_consistent_random_guesser_stays_inside_the_feedback_interval_and_always_wins():
+    env = GuessNumberEnv(n=16, guess_tool=False)
+    guesser = ConsistentRandomGuesser(16, seed=0)
+    firsts, turns = set(), []
+    for task in env.tasks("test")[:60]:
+        obs, info = env.reset(options={"task_id": task.id, "max_turns": 16})
+        messages, lo, hi = [{"role": "user", "content": obs}], 1, 16
+        while True:
+            reply = guesser.respond(messages)
+            k = int(reply.removeprefix("<answer>").removesuffix("</answer>"))
+            assert lo <= k <= hi  # never a guess the feedback already ruled out
+            if len(messages) == 1:
+                firsts.add(k)
+            obs, _, terminated, truncated, info = env.step(reply)
+            messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": obs}]
+            lo, hi = (k + 1, hi) if "higher" in obs else ((lo, k - 1) if "lower" in obs else (lo, hi))
+            if terminated or truncated:
+                break
+        assert info["success"]
+        turns.append(info["turn"])
+    assert len(firsts) > 8  # random: episodes differ from their first guess on
+    assert sum(turns) / len(turns) > 3.5  # slower than bisection's ~3.4 on [1, 16]
 
 
 def test_guess_number_fails_below_min_turns():

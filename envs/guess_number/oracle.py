@@ -1,7 +1,9 @@
-"""The optimal GuessNumber policy: bisection on the feedback (it never peeks at the target)."""
+"""GuessNumber policies from the feedback alone (they never peek at the target): the
+optimal bisection, and a random guesser that stays inside the interval still possible."""
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -32,3 +34,35 @@ class BisectionOracle:
         if self.use_tool:
             return f'<tool_call>{{"name": "guess", "arguments": {{"n": {mid}}}}}</tool_call>'
         return f"<answer>{mid}</answer>"
+
+
+class ConsistentRandomGuesser:
+    """Guesses uniformly at random inside the interval the feedback still allows.
+
+    Demonstrations for a warm start: cloning its wins teaches the reply format and to read
+    the feedback, and leaves *where* to guess in the interval (the midpoint wins soonest)
+    to RL. Cloning `BisectionOracle` instead leaves RL nothing to learn: its policy is
+    deterministic and every group's rewards are equal.
+
+    Args:
+        n: the range [1, n] of the env.
+        seed: seed of the draws (one stream for all episodes, so they differ).
+        template: the reply, with `{}` where the number goes.
+    """
+
+    def __init__(self, n: int, seed: int = 0, template: str = "<answer>{}</answer>"):
+        self.n, self.template = n, template
+        self.rng = random.Random(seed)
+
+    def interval(self, messages: list[dict[str, Any]]) -> tuple[int, int]:
+        lo, hi = 1, self.n
+        for m in messages:
+            if m["role"] != "user":
+                continue
+            for k, side in _FEEDBACK.findall(m["content"]):
+                lo, hi = (max(lo, int(k) + 1), hi) if side == "higher" else (lo, min(hi, int(k) - 1))
+        return lo, hi
+
+    def respond(self, messages: list[dict[str, Any]]) -> str:
+        lo, hi = self.interval(messages)
+        return self.template.format(self.rng.randint(lo, max(lo, hi)))
