@@ -99,7 +99,7 @@ class WarmStartConfig:
     source: Literal["oracle", "file"] = help_field("oracle", "oracle: collect with a scripted policy; file: load")
     oracle: str = help_field(
         "agentgym.envs.guess_number.oracle:BisectionOracle",
-        "module:Class with act(observation) -> reply (and reset()); rebuilt per turn from the conversation",
+        "module:Class with respond(messages) -> reply, or act(observation) -> reply (rebuilt per turn from the conversation)",
     )
     oracle_kwargs: dict[str, Any] = help_field({"n": 16}, "constructor arguments of the oracle")
     path: str | None = help_field(None, "source=file: trajectories (.jsonl/.parquet); only successes are used")
@@ -130,7 +130,9 @@ class TrainConfig:
         None, "the environment (training split)", default_factory=lambda: EnvConfig(split="train")
     )
     policy: PolicyConfig = help_field(
-        None, "the model (backend must be hf: it is trained)", default_factory=PolicyConfig
+        None,
+        "the trained model; backend hf, or vllm (generation by a vLLM engine on the GPU, weights synced)",
+        default_factory=PolicyConfig,
     )
     sampling: SamplingConfig = help_field(None, "per-turn sampling of rollouts", default_factory=SamplingConfig)
     rollout: RolloutConfig = help_field(None, "rollout settings", default_factory=RolloutConfig)
