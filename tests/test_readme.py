@@ -1,5 +1,6 @@
 """The README's code runs as written."""
 
+import json
 import re
 import subprocess
 import sys
@@ -36,3 +37,36 @@ def test_readme_starts_with_the_two_setup_commands():
     assert "pip install torch==2.13.0" in first_block[0]
     assert first_block[1].startswith("bash .ci/run")
     assert Path(README.parent / ".ci" / "run").exists()
+
+
+def test_the_main_job_runs_as_written_on_a_tiny_model(tmp_path):
+    """The README's first command, agentgym parts verbatim (run where `configs/` is), with
+    overrides appended that shrink it to seconds: the tiny random model, one step."""
+    line = re.search(r"```bash\n(.*?)```", README.read_text(), re.DOTALL).group(1).strip().splitlines()[0]
+    commands = [c.strip().split() for c in line.split("&&") if c.strip().startswith(".venv/bin/agentgym")]
+    assert [c[1] for c in commands] == ["train", "eval"]
+    (tmp_path / "configs").symlink_to(README.parent / "configs")
+    shrink = {
+        "train": [
+            "policy.model=tiny-random",
+            "steps=1",
+            "tasks_per_step=2",
+            "samples_per_task=2",
+            "warm_start.episodes=4",
+            "warm_start.horizon=3",
+            "eval.every=0",
+            "eval.num_tasks=2",
+            "eval.horizons=[1,2]",
+            "threads=1",
+            "progress=false",
+        ],
+        "eval": ["env.num_tasks=2", "horizons=[1,2]", "progress=false"],
+    }
+    for cmd in commands:
+        args = [sys.executable, "-m", "agentgym.cli", *cmd[1:], *shrink[cmd[1]]]
+        out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}"
+    assert (tmp_path / "runs" / "quickstart" / "training.png").exists()
+    assert (tmp_path / "runs" / "quickstart_eval" / "success_vs_turns.png").exists()
+    results = json.loads((tmp_path / "runs" / "quickstart_eval" / "results.json").read_text())
+    assert results["model"].endswith("runs/quickstart/final")
