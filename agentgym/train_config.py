@@ -49,6 +49,13 @@ class GRPOConfig:
     mask_overlong: bool = help_field(True, "overlong rollouts (context full): group stats with reward 0, no loss")
     mask_aborted: bool = help_field(True, "aborted rollouts (env/infra failure): out of the group stats and the loss")
     eps: float = help_field(1e-6, "added to the std")
+    step_weight: float = help_field(
+        0.0, "GiGPO: weight of the step-level advantage from turns that share a state (0 = off; the paper used 1)"
+    )
+    step_gamma: float = help_field(0.95, "GiGPO: discount of the step returns (shorter successes score higher)")
+    step_anchor: Literal["history", "observation"] = help_field(
+        "history", "GiGPO: a turn's state = every observation so far (exact) or only the latest one (verl-agent)"
+    )
 
 
 @dataclass
@@ -162,12 +169,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.tasks_per_step < 1 or self.samples_per_task < 1:
             raise ConfigError("steps, tasks_per_step and samples_per_task must be >= 1")
-        if self.policy.backend != "hf":
-            raise ConfigError(f"policy.backend must be 'hf' for training (got {self.policy.backend!r})")
+        if self.policy.backend not in ("hf", "vllm"):
+            raise ConfigError(
+                f"policy.backend must be 'hf' or 'vllm' for training (got {self.policy.backend!r}): "
+                "the trainer generates with the model it trains"
+            )
         if self.algo == "grpo" and self.samples_per_task < 2:
             raise ConfigError("samples_per_task must be >= 2 for GRPO: advantages are relative to the group")
         if self.optim.micro_batch < 1 or self.optim.ppo_epochs < 1 or self.optim.minibatches < 1:
             raise ConfigError("optim.micro_batch, optim.ppo_epochs and optim.minibatches must be >= 1")
+        if self.grpo.step_weight < 0 or not 0.0 < self.grpo.step_gamma <= 1.0:
+            raise ConfigError("grpo.step_weight must be >= 0 and grpo.step_gamma in (0, 1]")
         if self.warm_start.enabled and self.warm_start.source == "file" and not self.warm_start.path:
             raise ConfigError("warm_start.source=file needs warm_start.path")
 

@@ -26,6 +26,10 @@ generation runs with left padding and cached keys/values (bf16 on GPUs), so they
 from the training forward by numerical noise that would bias the ratio, and scripted
 policies report none.
 
+GiGPO (`grpo.step_weight > 0`, see `trainers/gigpo.py`): each generated token of turn t
+gets A_E + omega * A_S(t), a step-level advantage from the turns of the group's rollouts
+that share turn t's state.
+
 Data-parallel: each rank holds whole groups, so advantages are exact locally; the token
 count of the token-mean and the update statistics are summed over the ranks, and so are the
 gradients (`Trainer.optimizer_step`): the update is the single-process update on the
@@ -50,6 +54,7 @@ from agentgym.trainers.common import (
     rows_from_trajectories,
     token_logprobs,
 )
+from agentgym.trainers.gigpo import step_advantages, token_advantages
 from agentgym.trainers.loop import Trainer
 
 from agentgym.train_config import GRPOConfig
@@ -129,6 +134,11 @@ class GRPOTrainer(Trainer):
         groups = [i // cfg.samples_per_task for i in range(len(trajs))]
         adv, trained, info = group_advantages([t.reward for t in trajs], groups, [t.end_reason for t in trajs], self.g)
         rows = [r for r in rows_from_trajectories(trajs, adv, trained) if any(r.loss_mask)]
+        if self.g.step_weight > 0:  # GiGPO: a step-level advantage per turn on top of A_E
+            included = [not (self.g.mask_aborted and t.end_reason == "aborted") for t in trajs]
+            step, step_info = step_advantages(trajs, groups, included, self.g)
+            token_advantages(rows, adv, step, self.g.step_weight)
+            info.update(step_info)
         abs_adv, n_adv, dropped, masked, n_rows, n_tok = self.dist.sum(
             [
                 sum(abs(a) for a in adv),
@@ -142,6 +152,12 @@ class GRPOTrainer(Trainer):
         metrics = {"adv_abs_mean": abs_adv / max(n_adv, 1), "groups_dropped": dropped, "rollouts_masked": masked}
         metrics["rows_trained"] = n_rows
         metrics["tokens_trained"] = n_tok
+        if self.g.step_weight > 0:
+            shared, in_groups, steps = self.dist.sum(
+                [info[k] for k in ("step_groups", "steps_in_step_groups", "steps")]
+            )
+            metrics["step_groups"] = shared
+            metrics["step_group_share"] = in_groups / max(steps, 1.0)  # turns whose state another rollout shared
         o = cfg.optim
         mode = o.old_logprobs
         if mode == "auto":
@@ -195,7 +211,8 @@ class GRPOTrainer(Trainer):
             norm = float(n_rows * self.cfg.sampling.max_new_tokens * horizon)
         else:
             norm = float(max(n_tok, 1))
-        active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0]
+        gigpo = g.step_weight > 0
+        active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0 or (gigpo and any(r.token_advantages))]
         out = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio_mean": 0.0}
         counted = 0.0
         for mb in micro_batches(active, o.micro_batch):
@@ -203,7 +220,8 @@ class GRPOTrainer(Trainer):
             with autocast(self.device), torch.set_grad_enabled(backward):
                 logp = token_logprobs(self.model, batch, self.cfg.sampling.temperature, o.logprob_chunk)
                 old = logp.detach() if current_as_old else batch.old_logprobs
-                per_tok, ratio = clipped_token_loss(logp, old, batch.advantages, g.eps_low, g.eps_high)
+                adv = batch.token_advantages if gigpo else batch.advantages
+                per_tok, ratio = clipped_token_loss(logp, old, adv, g.eps_low, g.eps_high)
                 mask = batch.loss_mask
                 kl = kl_k3(logp, batch.ref_logprobs) if g.kl_coef > 0 else torch.zeros_like(logp)
                 loss = ((per_tok + g.kl_coef * kl) * mask).sum() / norm
