@@ -189,3 +189,22 @@ def test_without_vllm_the_error_says_how_to_get_it(monkeypatch, smol_tokenizer):
 
     with pytest.raises(RuntimeError, match="pip install"):
         VLLMPolicy("some/model", smol_tokenizer)
+
+
+def test_the_trainer_generates_with_the_engine_and_syncs_it_after_each_update(fake_vllm, tmp_path):
+    from agentgym.trainers import build_trainer
+
+    from tests.test_train_support import tiny_config
+
+    trainer = build_trainer(tiny_config(tmp_path, "policy.backend=vllm", "steps=2"))
+    policy = trainer.policy
+    assert type(policy).__name__ == "VLLMPolicy" and policy.trained is trainer.model
+    trainer.train()
+    engine = _LLM.instances[0]
+    assert policy.syncs == 2  # before each step's rollouts: the initial weights, then the updated ones
+    assert engine.prefix_resets == 2
+    # The last update came after the last sync: the engine catches up before its next generation.
+    assert policy.stale
+    policy.generate([[1, 2, 3]], SamplingParams(max_new_tokens=1, temperature=0.0))
+    for a, b in zip(trainer.model.parameters(), engine.hf.parameters(), strict=True):
+        assert torch.equal(a, b)
