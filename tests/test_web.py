@@ -291,3 +291,15 @@ def test_stepping_from_another_thread_fails_with_a_clear_message(shop):
     worker.start()
     worker.join()
     assert errors and "bound to the thread that started it" in errors[0]
+
+
+def test_a_client_gone_mid_response_leaves_no_traceback_but_real_errors_do(capsys):
+    from agentgym.envs.web.server import get_server
+
+    httpd = get_server().httpd
+    for exc, printed in ((BrokenPipeError(32, "Broken pipe"), False), (ValueError("a bug"), True)):
+        try:
+            raise exc
+        except Exception:
+            httpd.handle_error(None, ("127.0.0.1", 1))
+        assert bool(capsys.readouterr().err.strip()) == printed

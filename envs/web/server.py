@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import sys
 import tempfile
 import threading
 import urllib.parse
@@ -123,7 +124,7 @@ class AppServer:
         self._lock = threading.Lock()
         server = self
         handler = type("_BoundHandler", (_HTTPHandler,), {"app_server": server})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.origin = f"http://127.0.0.1:{self.port}"
@@ -169,6 +170,16 @@ class AppServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-response (a tab closed while its favicon request was in
+    flight) is normal here, not an error worth a traceback on the user's terminal."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipeError, ConnectionResetError, ...
+            return
+        super().handle_error(request, client_address)
 
 
 class _HTTPHandler(BaseHTTPRequestHandler):
