@@ -163,15 +163,11 @@ class GRPOTrainer(Trainer):
         if mode == "auto":
             mode = "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
         self.prepare(rows, recompute_old=mode == "recompute")
-        totals: dict[str, float] = defaultdict(float)
-        for _ in range(o.ppo_epochs):
-            for part in range(o.minibatches):
-                mb = rows[part :: o.minibatches]
-                stats = self.surrogate_loss(mb, horizon, backward=True, current_as_old=mode == "current")
-                stats["grad_norm"] = self.optimizer_step()
-                for k, v in stats.items():
-                    totals[k] += v / (o.ppo_epochs * o.minibatches)
-        metrics.update(totals)
+        metrics.update(
+            self.optimize(
+                rows, lambda mb: self.surrogate_loss(mb, horizon, backward=True, current_as_old=mode == "current")
+            )
+        )
         return metrics
 
     @torch.no_grad()

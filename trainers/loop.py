@@ -21,6 +21,8 @@ import random
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,8 @@ import gymnasium
 import numpy as np
 import torch
 from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from agentgym.trainers.common import build_optimizer, build_trainable_model, clip_and_step
+from agentgym.trainers.common import Row, build_optimizer, build_trainable_model, clip_and_step
 from agentgym.trainers.distributed import Dist
-from agentgym.trainers.plots import plot_training
 from tqdm import tqdm
 
 from agentgym.config import ConfigError, EnvConfig, EvalConfig, SamplingConfig, to_dict
@@ -176,8 +177,6 @@ class Trainer(ABC):
             return VLLMPolicy(
                 p.model, self.tokenizer, trained=self.model, gpu_memory_utilization=p.gpu_memory_utilization
             )
-        if p.backend != "hf":
-            raise ConfigError(f"policy.backend={p.backend!r} cannot train: use hf, or vllm on a GPU")
         from agentgym.policy.hf import HFPolicy
 
         return HFPolicy(self.model, self.tokenizer, batch_size=p.batch_size)
@@ -253,6 +252,20 @@ class Trainer(ABC):
         schedule; the gradient norm before clipping."""
         self.dist.all_reduce_grads(self.params)
         return clip_and_step(self.optimizer, self.scheduler, self.cfg.optim.max_grad_norm)
+
+    def optimize(self, rows: list[Row], loss: Callable[[list[Row]], dict[str, float]]) -> dict[str, float]:
+        """`optim.ppo_epochs` passes over `rows`, each split into `optim.minibatches`; one
+        optimizer step per minibatch after `loss(minibatch)` has accumulated its gradients.
+        Returns the statistics `loss` reports (and the gradient norm), averaged over the steps."""
+        o = self.cfg.optim
+        totals: dict[str, float] = defaultdict(float)
+        for _ in range(o.ppo_epochs):
+            for part in range(o.minibatches):
+                stats = loss(rows[part :: o.minibatches])
+                stats["grad_norm"] = self.optimizer_step()
+                for k, v in stats.items():
+                    totals[k] += v / (o.ppo_epochs * o.minibatches)
+        return dict(totals)
 
     def clear_policy_cache(self) -> None:
         """Kept keys/values are stale once the weights change (and eval must not warm rollouts)."""
@@ -414,6 +427,8 @@ class Trainer(ABC):
                 if cfg.save_final and main:
                     self.save_final()
             if main and logger.enabled and logger.path.exists():
+                from agentgym.trainers.plots import plot_training
+
                 plot_training(logger.path, self.out / "training.png", title=f"{cfg.algo.upper()} on {cfg.env.id}")
             self.dist.barrier()  # no rank leaves (and closes the process group) while another still works
         finally:

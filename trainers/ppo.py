@@ -130,14 +130,7 @@ class PPOTrainer(Trainer):
             return metrics
         self.prepare(rows)
         rollout_advantages(rows, p.gamma, p.lam, p.normalize_advantages, self.dist)
-        totals: dict[str, float] = defaultdict(float)
-        for _ in range(o.ppo_epochs):
-            for part in range(o.minibatches):
-                stats = self.loss(rows[part :: o.minibatches], backward=True)
-                stats["grad_norm"] = self.optimizer_step()
-                for k, v in stats.items():
-                    totals[k] += v / (o.ppo_epochs * o.minibatches)
-        metrics.update(totals)
+        metrics.update(self.optimize(rows, lambda mb: self.loss(mb, backward=True)))
         return metrics
 
     @torch.no_grad()
