@@ -41,23 +41,19 @@ BASE = [
 ]
 
 
-def collect(path: Path, tasks: int, samples: int, horizon: int, model: str) -> None:
+def build(model: str, out: Path, *settings: str):
+    """An agentgym trainer on the bench's settings (BASE) for `model`, writing to `out`."""
     from agentgym.trainers import build_trainer
 
     from agentgym.train_config import load_train_config
+
+    return build_trainer(load_train_config(None, [*BASE, f"policy.model={model}", *settings, f"output_dir={out}"]))
+
+
+def collect(path: Path, tasks: int, samples: int, horizon: int, model: str) -> None:
     from agentgym.trajectory import save_trajectories
 
-    cfg = load_train_config(
-        None,
-        [
-            *BASE,
-            f"policy.model={model}",
-            f"tasks_per_step={tasks}",
-            f"samples_per_task={samples}",
-            "output_dir=" + str(path.parent / "collect"),
-        ],
-    )
-    trainer = build_trainer(cfg)
+    trainer = build(model, path.parent / "collect", f"tasks_per_step={tasks}", f"samples_per_task={samples}")
     trajs, stats = trainer.collect(0, horizon)
     # The untrained model earns no reward, and all-zero groups cost agentgym nothing (zero
     # advantage, no KL: the rows are skipped). Alternating rewards make every sequence carry
@@ -69,23 +65,10 @@ def collect(path: Path, tasks: int, samples: int, horizon: int, model: str) -> N
 
 
 def ours(path: Path, lora: bool, samples: int, model: str) -> dict:
-    from agentgym.trainers import build_trainer
-
-    from agentgym.train_config import load_train_config
     from agentgym.trajectory import load_trajectories
 
     trajs = load_trajectories(path)
-    cfg = load_train_config(
-        None,
-        [
-            *BASE,
-            f"policy.model={model}",
-            f"samples_per_task={samples}",
-            f"lora.enabled={str(lora).lower()}",
-            "output_dir=" + str(path.parent / "ours"),
-        ],
-    )
-    trainer = build_trainer(cfg)
+    trainer = build(model, path.parent / "ours", f"samples_per_task={samples}", f"lora.enabled={str(lora).lower()}")
     trainer.model.train()
     t0 = time.perf_counter()
     metrics = trainer.update(trajs, max(t.horizon for t in trajs))
