@@ -426,7 +426,7 @@ class Trainer(ABC):
                     logger.log({"step": self.step, "eval_at": "end", **evals["end"]}, self.step)
                 if cfg.save_final and main:
                     self.save_final()
-            if main and logger.enabled and logger.path.exists():
+            if logger.enabled and logger.path.exists():  # the main rank's log
                 from agentgym.trainers.plots import plot_training
 
                 plot_training(logger.path, self.out / "training.png", title=f"{cfg.algo.upper()} on {cfg.env.id}")
