@@ -20,7 +20,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Budget"]
+__all__ = ["BUDGET_REVEALING_OPTIONS", "Budget", "budget_visible"]
+
+#: Rollout options that show the agent its turn budget. An option that reveals it in any
+#: way (in the prompt, in observations) belongs here: evaluation derives success@h from
+#: one long run only when none of them is on (see `budget_visible`).
+BUDGET_REVEALING_OPTIONS: tuple[str, ...] = ("announce_budget", "budget_tracker")
+
+
+def budget_visible(options: Any) -> bool:
+    """Whether the agent can see its turn budget under these rollout options (a
+    `RolloutOptions` or a `RolloutConfig`). When it cannot, the first h turns of an
+    episode with a larger budget are exactly an episode with budget h; when it can (a
+    budget in the system prompt, BATS' turns-left line in every observation), its
+    behaviour may depend on the budget, and each horizon must be run on its own."""
+    return any(bool(getattr(options, name)) for name in BUDGET_REVEALING_OPTIONS)
 
 
 @dataclass(frozen=True)

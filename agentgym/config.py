@@ -73,7 +73,9 @@ class PolicyConfig:
         "completions", "openai backend: completions (token ids in) or chat (messages in)"
     )
     tokenizer: str | None = help_field(
-        None, "openai backend: tokenizer for rendering prompts (default: the model's, else the embedded one)"
+        None,
+        "openai backend: the tokenizer (name or folder) that renders prompts; default: policy.model's. "
+        "Set it when the served model's name is not a loadable tokenizer",
     )
 
 
@@ -81,8 +83,18 @@ class PolicyConfig:
 class SamplingConfig:
     max_new_tokens: int = help_field(128, "most tokens per turn (the per-turn token budget)")
     temperature: float = help_field(1.0, "sampling temperature; 0 = greedy")
-    top_p: float = help_field(1.0, "nucleus sampling threshold")
+    top_p: float = help_field(1.0, "nucleus sampling threshold (1 = off; training needs 1)")
+    top_k: int = help_field(0, "sample from the k most likely tokens (0 = off; training needs 0)")
     stop: list[str] = help_field([], "strings that end a turn (kept in the reply)")
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0 or not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
+            raise ConfigError(
+                f"sampling needs temperature >= 0, 0 < top_p <= 1 and top_k >= 0; got temperature="
+                f"{self.temperature}, top_p={self.top_p}, top_k={self.top_k}"
+            )
 
 
 @dataclass
@@ -135,8 +147,9 @@ class EvalConfig:
     samples_per_task: int = help_field(4, "k: episodes per task and horizon (pass@k needs k >= 2)")
     sweep: Literal["auto", "prefix", "rerun"] = help_field(
         "auto",
-        "prefix: one run at the largest horizon, success@h = solved within h turns; rerun: one run per horizon; "
-        "auto: prefix unless the agent is told its budget",
+        "prefix: one run at the largest horizon, success@h = solved within h turns (only when the agent cannot "
+        "see its budget); rerun: one run per horizon; auto: prefix unless an option shows the agent its budget "
+        "(rollout.announce_budget, rollout.budget_tracker)",
     )
     seed: int = help_field(0, "seed of sampling and of env resets")
     output_dir: str = help_field("runs/eval", "where results.json/csv, the plot and trajectories go")
@@ -151,6 +164,14 @@ class EvalConfig:
             raise ConfigError(f"horizons must be positive integers, got {self.horizons}")
         if self.samples_per_task < 1:
             raise ConfigError(f"samples_per_task must be >= 1, got {self.samples_per_task}")
+        from agentgym.budget import BUDGET_REVEALING_OPTIONS, budget_visible
+
+        if self.sweep == "prefix" and budget_visible(self.rollout):
+            shown = [f"rollout.{k}" for k in BUDGET_REVEALING_OPTIONS if getattr(self.rollout, k)]
+            raise ConfigError(
+                f"sweep=prefix derives success@h from one run at the largest horizon, which is wrong when the agent "
+                f"sees its budget ({', '.join(shown)}): use sweep=auto or sweep=rerun"
+            )
 
 
 # ---------------------------------------------------------------------- loading

@@ -74,6 +74,16 @@ class Curriculum:
         self.history: deque[Mapping[str, float]] = deque(maxlen=cfg.window)
         self.last_step: int | None = None
 
+    @property
+    def max_horizon(self) -> int:
+        """The largest horizon the schedule can reach (whatever the number of steps)."""
+        c = self.cfg
+        if c.kind == "fixed":
+            return c.start
+        if c.kind == "multiplicative":
+            return c.max  # min(max, start x factor^k) reaches its cap
+        return max(c.rounds)
+
     def horizon(self, step: int, metrics: Mapping[str, float] | None = None) -> int:
         """The turn budget of step `step`'s rollouts (steps count from 0)."""
         c = self.cfg

@@ -37,12 +37,15 @@ class GRPOConfig:
     advantage_std: bool = help_field(True, "divide by the group's std (GRPO); false = Dr. GRPO")
     loss_norm: Literal["token_mean", "constant"] = help_field(
         "token_mean",
-        "token_mean: over every generated token of the batch (DAPO); constant: rows x max_new_tokens (Dr. GRPO)",
+        "token_mean: over every generated token of the batch (DAPO); constant (Dr. GRPO): the same divisor "
+        "every step, tasks_per_step x samples_per_task x sampling.max_new_tokens x the curriculum's largest horizon",
     )
     drop_equal_groups: bool = help_field(False, "DAPO: drop groups whose rewards are all equal (no signal)")
     eps_low: float = help_field(0.2, "lower clip of the ratio: 1 - eps_low")
     eps_high: float = help_field(0.28, "upper clip of the ratio: 1 + eps_high (DAPO's clip-higher)")
-    kl_coef: float = help_field(0.0, "beta of the k3 KL to the frozen initial policy (0 = no reference model)")
+    kl_coef: float = help_field(
+        0.0, "beta of the k3 KL to the frozen policy RL starts from, after any warm start (0 = no reference)"
+    )
     mask_over_turn: bool = help_field(
         True, "Mini-o3: rollouts that hit the turn cap count in the group stats with reward 0, no loss"
     )
@@ -67,6 +70,14 @@ class PPOConfig:
     eps_low: float = help_field(0.2, "lower clip of the ratio")
     eps_high: float = help_field(0.2, "upper clip of the ratio")
     normalize_advantages: bool = help_field(True, "whiten advantages over the batch's generated tokens")
+    mask_over_turn: bool = help_field(
+        True,
+        "Mini-o3: rollouts that hit the turn cap get no loss; off: they train and bootstrap from the value "
+        "after their last generated token",
+    )
+    mask_overlong: bool = help_field(
+        True, "overlong rollouts (context full) get no loss; off: they train and bootstrap as over-turn ones"
+    )
     mask_aborted: bool = help_field(True, "leave aborted rollouts out of the loss")
 
 
@@ -104,11 +115,12 @@ class LoraConfig:
 class WarmStartConfig:
     enabled: bool = help_field(False, "behaviour cloning on successful trajectories before RL")
     source: Literal["oracle", "file"] = help_field("oracle", "oracle: collect with a scripted policy; file: load")
-    oracle: str = help_field(
-        "agentgym.envs.guess_number.oracle:BisectionOracle",
-        "module:Class with respond(messages) -> reply, or act(observation) -> reply (rebuilt per turn from the conversation)",
+    oracle: str | None = help_field(
+        None,
+        "source=oracle (required): module:Class of a scripted policy for this env, with respond(messages) -> reply, "
+        "or act(observation) -> reply (rebuilt per turn from the conversation)",
     )
-    oracle_kwargs: dict[str, Any] = help_field({"n": 16}, "constructor arguments of the oracle")
+    oracle_kwargs: dict[str, Any] = help_field({}, "constructor arguments of the oracle")
     path: str | None = help_field(None, "source=file: trajectories (.jsonl/.parquet); only successes are used")
     episodes: int = help_field(128, "source=oracle: episodes to collect (successes are kept)")
     horizon: int = help_field(8, "source=oracle: turn budget of the collected episodes")
@@ -180,8 +192,27 @@ class TrainConfig:
             raise ConfigError("optim.micro_batch, optim.ppo_epochs and optim.minibatches must be >= 1")
         if self.grpo.step_weight < 0 or not 0.0 < self.grpo.step_gamma <= 1.0:
             raise ConfigError("grpo.step_weight must be >= 0 and grpo.step_gamma in (0, 1]")
-        if self.warm_start.enabled and self.warm_start.source == "file" and not self.warm_start.path:
+        ws = self.warm_start
+        if ws.enabled and ws.source == "file" and not ws.path:
             raise ConfigError("warm_start.source=file needs warm_start.path")
+        if ws.enabled and ws.source == "oracle" and not ws.oracle:
+            raise ConfigError(
+                "warm_start.source=oracle needs warm_start.oracle: module:Class of a scripted policy for this env "
+                "(e.g. agentgym.envs.guess_number.oracle:ConsistentRandomGuesser for GuessNumber), and its "
+                "constructor arguments in warm_start.oracle_kwargs"
+            )
+        s = self.sampling
+        if s.temperature <= 0:
+            raise ConfigError(
+                f"sampling.temperature must be > 0 for training (got {s.temperature}): rollouts must be sampled; "
+                "evaluate greedily with eval.temperature=0"
+            )
+        if s.top_p < 1.0 or s.top_k > 0:
+            raise ConfigError(
+                f"sampling.top_p={s.top_p}, sampling.top_k={s.top_k}: training needs top_p=1 and top_k=0. Rollouts "
+                "record the log-probs of the distribution they sample from; truncated, it is not the model's "
+                "distribution the loss computes, so the samples would be off-policy"
+            )
 
 
 def load_train_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:

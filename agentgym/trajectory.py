@@ -2,8 +2,13 @@
 
 An episode is one or more `Segment`s (a new segment starts after each summarisation);
 each segment is the prompt the policy started from and everything after it, with a loss
-mask that is 1 exactly on the tokens the policy generated. Saved as JSONL or Parquet and
-read back unchanged.
+mask that is 1 exactly on the trained generated tokens. Each generated reply is a `Span`
+of its segment: an action (with the env turn it produced) or a summary, so per-turn credit
+(PPO's turn rewards, GiGPO's step groups) never guesses turns from the loss mask. Saved as
+JSONL or Parquet with a schema version, and read back unchanged.
+
+Schema versions: 1 (no spans; `load_trajectories` derives them from the loss mask, see
+`legacy_spans`), 2 (spans recorded by the rollout).
 """
 
 from __future__ import annotations
@@ -13,10 +18,42 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["END_REASONS", "Segment", "Trajectory", "load_trajectories", "save_trajectories"]
+__all__ = [
+    "END_REASONS",
+    "SCHEMA_VERSION",
+    "Segment",
+    "Span",
+    "Trajectory",
+    "legacy_spans",
+    "load_trajectories",
+    "outcome_at",
+    "save_trajectories",
+]
 
 EndReason = Literal["success", "failure", "over_turn", "overlong", "aborted"]
 END_REASONS: tuple[str, ...] = ("success", "failure", "over_turn", "overlong", "aborted")
+#: The version `save_trajectories` writes; older files are read back too.
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class Span:
+    """One generated reply inside a segment: `completion_ids[start:end]`.
+
+    Attributes:
+        start, end: positions in the segment's `completion_ids` (end exclusive).
+        kind: "action" (sent to the env) or "summary" (a SUPO summary, never sent).
+        turn: the env turn this action produced (an index into `Trajectory.turn_rewards`);
+            None for a summary, or for an action the env never answered (the episode
+            ended first: token budget, abort).
+        message: the reply's index in `Trajectory.messages` (None when unknown).
+    """
+
+    start: int
+    end: int
+    kind: str = "action"
+    turn: int | None = None
+    message: int | None = None
 
 
 @dataclass
@@ -29,10 +66,34 @@ class Segment:
     loss_mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     kind: str = "turns"  # "turns", or "summary" for a segment that ends with a summary
+    spans: list[Span] = field(default_factory=list)  # the generated replies, in order
 
     def extend(self, ids: list[int], generated: bool, logprobs: list[float] | None = None) -> None:
+        """Append tokens; `generated` ones get loss mask 1 and are recorded as an action span
+        (see `reply` for the rollout's replies, which say what they are)."""
+        if generated:
+            self.reply(ids, logprobs)
+            return
+        self._append(ids, 0, logprobs)
+
+    def reply(
+        self,
+        ids: list[int],
+        logprobs: list[float] | None = None,
+        *,
+        kind: str = "action",
+        trained: bool = True,
+        message: int | None = None,
+    ) -> Span:
+        """Append a generated reply and record its span (loss mask 1 when `trained`)."""
+        span = Span(len(self.completion_ids), len(self.completion_ids) + len(ids), kind, None, message)
+        self._append(ids, 1 if trained else 0, logprobs)
+        self.spans.append(span)
+        return span
+
+    def _append(self, ids: list[int], mask: int, logprobs: list[float] | None) -> None:
         self.completion_ids.extend(ids)
-        self.loss_mask.extend([1 if generated else 0] * len(ids))
+        self.loss_mask.extend([mask] * len(ids))
         self.logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
 
     @property
@@ -56,6 +117,7 @@ class Trajectory:
             never to be trained on as a zero reward).
         messages: the conversation as text, for reading.
         info: the env's last `info` (JSON-safe entries only), e.g. KVSum's accuracies.
+        schema_version: the record's format (`SCHEMA_VERSION` for new trajectories).
     """
 
     env_id: str
@@ -78,10 +140,20 @@ class Trajectory:
     error: str | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
 
     @property
     def total_tokens(self) -> int:
         return sum(len(s) for s in self.segments)
+
+    def turn_spans(self) -> dict[int, tuple[int, Span]]:
+        """For each answered env turn, (segment index, span) of the action that produced it."""
+        return {
+            span.turn: (i, span)
+            for i, seg in enumerate(self.segments)
+            for span in seg.spans
+            if span.kind == "action" and span.turn is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,9 +161,70 @@ class Trajectory:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
         data = dict(data)
-        data["segments"] = [Segment(**s) for s in data.get("segments", [])]
+        segments = []
+        for s in data.get("segments", []):
+            s = dict(s)
+            s["spans"] = [Span(**span) for span in s.get("spans") or []]
+            segments.append(Segment(**s))
+        data["segments"] = segments
+        version = int(data.get("schema_version") or 1)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        traj = cls(**{k: v for k, v in data.items() if k in known})
+        if version < 2:
+            legacy_spans(traj)
+            traj.schema_version = SCHEMA_VERSION
+        return traj
+
+
+def legacy_spans(traj: Trajectory) -> None:
+    """Spans for a schema-1 trajectory, which did not record them, derived from its loss
+    mask as well as it can be: each run of 1s is one reply, in order; in a segment of kind
+    "summary" the last run is the summary when there are more runs than turns (summaries
+    trained), and the actions take the turns in order. The k-th reply is the k-th assistant
+    message. Summaries recorded with loss mask 0 (`train_on_summaries=false`) leave no run,
+    so they cannot be found, and need none."""
+    runs: list[tuple[int, int, int]] = []  # (segment, start, end)
+    for i, seg in enumerate(traj.segments):
+        start = None
+        for t, m in enumerate([*seg.loss_mask, 0]):
+            if m and start is None:
+                start = t
+            elif not m and start is not None:
+                runs.append((i, start, t))
+                start = None
+    summaries = set()
+    if len(runs) > len(traj.turn_rewards):
+        for i, seg in enumerate(traj.segments):
+            mine = [r for r in runs if r[0] == i]
+            if seg.kind == "summary" and mine:
+                summaries.add(mine[-1])
+    replies = [k for k, m in enumerate(traj.messages) if m.get("role") == "assistant"]
+    turn = 0
+    for seg in traj.segments:
+        seg.spans = []
+    for k, run in enumerate(runs):
+        i, start, end = run
+        message = replies[k] if len(replies) == len(runs) else None
+        if run in summaries:
+            span = Span(start, end, "summary", None, message)
+        else:
+            span = Span(start, end, "action", turn if turn < len(traj.turn_rewards) else None, message)
+            turn += 1
+        traj.segments[i].spans.append(span)
+
+
+def outcome_at(traj: Trajectory, h: int) -> tuple[str, int]:
+    """(end reason, turns used) the episode would have had with a budget of h turns.
+
+    Exact when the agent could not see its budget: then the first h turns of an episode
+    with budget H > h are exactly an episode with budget h.
+    """
+    reason, turns = traj.end_reason, traj.turns
+    if reason in ("success", "failure"):
+        return (reason, turns) if turns <= h else ("over_turn", h)
+    if reason in ("aborted", "overlong"):  # the failing turn was turn `turns + 1`
+        return (reason, turns) if turns < h else ("over_turn", h)
+    return ("over_turn", min(turns, h))
 
 
 def json_safe(info: dict[str, Any]) -> dict[str, Any]:

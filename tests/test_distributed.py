@@ -30,7 +30,7 @@ GROUPS = 4
 #: Update settings checked for exactness, by name: overrides of `tiny_config`.
 VARIANTS = {
     "grpo": ["algo=grpo"],
-    # LoRA (reference = adapters off), KL, Dr. GRPO's constant norm, recomputed old log-probs, two steps.
+    # LoRA (reference = the initial adapter), KL, Dr. GRPO's constant norm, recomputed old log-probs, two steps.
     "grpo_lora_kl": [
         "algo=grpo",
         "lora.enabled=true",
@@ -54,7 +54,7 @@ def scripted_batch() -> list[Trajectory]:
             seg = Segment(prompt_ids=[rng.randrange(10, 2000) for _ in range(rng.randint(3, 8))])
             for _ in range(rng.randint(1, 3)):
                 n = rng.randint(2, 5)
-                seg.extend([rng.randrange(10, 2000) for _ in range(n)], generated=True, logprobs=[-1.0] * n)
+                seg.reply([rng.randrange(10, 2000) for _ in range(n)], logprobs=[-1.0] * n).turn = len(turn_rewards)
                 seg.extend([rng.randrange(10, 2000) for _ in range(rng.randint(2, 4))], generated=False)
                 turn_rewards.append(rng.choice([0.0, 0.0, 0.5, 1.0]))
             segments.append(seg)

@@ -7,6 +7,8 @@ import sys
 import gymnasium
 import pytest
 
+import agentgym
+from agentgym import Outcome, Task, TextEnv
 from agentgym.config import EvalConfig, load_config
 from agentgym.eval import evaluate
 from agentgym.eval.metrics import bootstrap_ci, outcome_at, pass_at_k, pass_hat_k
@@ -151,3 +153,130 @@ def test_cli_eval_reports_config_errors_by_key(tmp_path):
         out.returncode == 2
         and "unknown config key 'sampling.temprature'; did you mean 'sampling.temperature'?" in out.stderr
     )
+
+
+# ------------------------------------------------------------------ the agent's view of its budget
+
+
+@pytest.mark.parametrize("option", ["announce_budget", "budget_tracker"])
+def test_a_budget_the_agent_can_see_makes_each_horizon_run_on_its_own(smol_tokenizer, tmp_path, option):
+    """success@h derived from one run at the largest h is only right when the agent cannot
+    see its budget; BATS' turns-left line shows it in every observation."""
+    result = evaluate(
+        cfg(tmp_path, f"rollout.{option}=true", "horizons=[1,2,4]"), ScriptedPolicy(smol_tokenizer, bisect)
+    )
+    assert result.summary["sweep"] == "rerun"
+    assert sorted({t.horizon for t in result.trajectories}) == [1, 2, 4]
+    assert all(r["episodes"] == 24 for r in result.rows)  # each horizon its own 12 tasks x 2 samples
+
+
+def test_prefix_sweep_is_refused_when_the_agent_sees_its_budget(tmp_path):
+    from agentgym.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sweep=prefix.*rollout\.budget_tracker"):
+        cfg(tmp_path, "sweep=prefix", "rollout.budget_tracker=true")
+
+
+# ------------------------------------------------------------------ aborted episodes
+
+
+class Fragile(TextEnv):
+    """Say the task's number; an answer longer than 40 characters crashes the env (as a
+    5,000-digit answer once crashed GuessNumber): an infrastructure failure, not the agent's."""
+
+    def make_tasks(self, split):
+        return [Task(f"{split}-{i}", f"Say {i}.", split) for i in range(8)]
+
+    def setup(self, task):
+        self.answer = task.id.split("-")[1]
+        return task.instruction
+
+    def transition(self, action):
+        if len(action) > 40:
+            raise RuntimeError("the answer overflowed the env")
+        ok = action.strip() == self.answer
+        return Outcome("Right." if ok else "Wrong.", reward=float(ok), terminated=True, success=ok)
+
+
+def fragile_agent(msgs):
+    """Right on even tasks; on odd ones, an answer that crashes the env."""
+    n = int(msgs[1]["content"].split()[1].rstrip("."))
+    return str(n) if n % 2 == 0 else "9" * 100
+
+
+def test_success_with_aborted_episodes_counted_as_failures_is_reported_beside_and_warned(
+    smol_tokenizer, tmp_path, capsys
+):
+    from agentgym.cli.eval import _print_table
+
+    env_id = agentgym.register("Fragile-test-v0", Fragile)
+    c = cfg(tmp_path, f"env.id={env_id}", "env.num_tasks=8", "samples_per_task=1", "horizons=[1,2]")
+    result = evaluate(c, ScriptedPolicy(smol_tokenizer, fragile_agent))
+    row = result.rows[0]
+    assert row["aborted"] == 4 and row["aborted_rate"] == 0.5
+    assert row["success"] == 1.0  # over the 4 episodes that were not aborted...
+    assert row["success_aborted_as_failure"] == 0.5  # ...and with the aborted ones as failures
+    assert row["success_aborted_as_failure_ci_low"] <= 0.5 <= row["success_aborted_as_failure_ci_high"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["aborted"] == 4 and saved["horizons"][0]["success_aborted_as_failure"] == 0.5
+    assert "4 of 8 episodes (50%) were aborted" in capsys.readouterr().err
+    _print_table(result.summary)
+    table = capsys.readouterr().out
+    assert "abort=fail" in table and "aborted episodes (env or infrastructure failures) counted as failures" in table
+
+
+def test_the_plot_legend_says_how_many_episodes_were_aborted_and_draws_success_with_them(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from agentgym.eval import plots
+
+    row = {"horizon": 1, "success": 1.0, "success_ci_low": 1.0, "success_ci_high": 1.0, "cap_hit_rate": 0.0}
+    row.update(invalid_action_rate=0.0, aborted=4, success_aborted_as_failure=0.5)
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    plots.plot_curves([{"label": "m", "aborted": 4, "horizons": [row]}], tmp_path / "p.png")
+    labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    plt.close(figures[0])
+    assert labels == ["m success@h (4 aborted episodes left out)", "m success@h, aborted = failure"]
+
+
+def test_one_rate_function_serves_rollout_metrics_training_logs_and_evaluation():
+    """Every report divides by the non-aborted episodes and gives the aborted count beside."""
+    from agentgym.trainers.loop import batch_metrics
+
+    from agentgym.eval.metrics import horizon_metrics
+    from agentgym.rollout import RolloutStats, rollout_metrics
+
+    def ep(reason, turns, reward=0.0, invalid=()):
+        flags = [int(t in invalid) for t in range(turns)]
+        return Trajectory(
+            "e",
+            f"t{len(reason)}",
+            end_reason=reason,
+            turns=turns,
+            reward=reward,
+            success=reason == "success",
+            turn_invalid=flags,
+            turn_rewards=[0.0] * turns,
+        )
+
+    batch = [
+        ep("success", 2, 1.0),
+        ep("failure", 3, invalid=(0,)),
+        ep("over_turn", 4),
+        ep("aborted", 1),
+        ep("aborted", 0),
+    ]
+    training = batch_metrics(batch)
+    rollout = rollout_metrics(batch, RolloutStats())
+    evaluation = horizon_metrics(batch, 4, derive=False, resamples=10)
+    assert training["reward_mean"] == pytest.approx(1 / 3)  # aborted rollouts are not zeros
+    for rates in (training, rollout):
+        assert rates["success_rate"] == pytest.approx(1 / 3) and rates["over_turn_rate"] == pytest.approx(1 / 3)
+        assert rates["cap_hit_rate"] == rates["over_turn_rate"] and rates["aborted"] == 2
+        assert rates["aborted_rate"] == pytest.approx(2 / 5)
+        assert rates["success_rate_aborted_as_failure"] == pytest.approx(1 / 5)
+        assert rates["invalid_action_rate"] == pytest.approx(1 / 9)
+    assert evaluation["success"] == pytest.approx(1 / 3) and evaluation["cap_hit_rate"] == pytest.approx(1 / 3)
+    assert evaluation["failure_rate"] == pytest.approx(1 / 3) and evaluation["aborted"] == 2
+    assert evaluation["success_aborted_as_failure"] == pytest.approx(1 / 5)

@@ -6,18 +6,21 @@ from agentgym.trainers.common import Row
 from agentgym.trainers.gigpo import discounted_returns, step_advantages, token_advantages, turn_anchors
 
 from agentgym.train_config import GRPOConfig
-from agentgym.trajectory import Trajectory
+from agentgym.trajectory import Segment, Span, Trajectory
 from tests.test_train_support import one_torch_thread, tiny_config  # noqa: F401 (autouse fixture)
 
 TASK = "Find the number in [1, 16]."
 
 
 def episode(*turns: tuple[str, str], rewards: list[float]) -> Trajectory:
-    """A rollout: (reply, observation after it) per turn."""
+    """A rollout: (reply, observation after it) per turn, with the spans a rollout records."""
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": TASK}]
-    for reply, obs in turns:
+    seg = Segment([0])
+    for t, (reply, obs) in enumerate(turns):
+        seg.reply([1], message=len(messages)).turn = t
+        seg.extend([2], False)
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": obs}]
-    return Trajectory(env_id="e", task_id="t", messages=messages, turn_rewards=rewards, reward=sum(rewards))
+    return Trajectory("e", "t", segments=[seg], messages=messages, turn_rewards=rewards, reward=sum(rewards))
 
 
 A = episode(("8", "higher than 8"), ("12", "Correct!"), rewards=[0.0, 1.0])
@@ -64,9 +67,9 @@ def test_step_advantages_compare_turns_that_share_a_state():
 def test_token_advantages_add_each_turns_step_advantage_to_the_episode_advantage():
     # One rollout in two segments: turn 0 in the first, turns 1 and 2 in the second.
     rows = [
-        Row(input_ids=[0] * 6, loss_mask=[0, 0, 1, 1, 0, 0], old_logprobs=[0.0] * 6, traj_index=0),
-        Row(input_ids=[0] * 8, loss_mask=[0, 1, 1, 0, 0, 1, 0, 0], old_logprobs=[0.0] * 8, traj_index=0),
-        Row(input_ids=[0] * 4, loss_mask=[0, 1, 1, 0], old_logprobs=[0.0] * 4, traj_index=1),
+        Row([0] * 6, [0, 0, 1, 1, 0, 0], [0.0] * 6, traj_index=0, spans=[Span(2, 4, turn=0)]),
+        Row([0] * 8, [0, 1, 1, 0, 0, 1, 0, 0], [0.0] * 8, traj_index=0, spans=[Span(1, 3, turn=1), Span(5, 6, turn=2)]),
+        Row([0] * 4, [0, 1, 1, 0], [0.0] * 4, traj_index=1, spans=[Span(1, 3, turn=0)]),
     ]
     token_advantages(rows, episode=[0.5, -1.0], step=[[0.1, 0.2, 0.3], None], weight=2.0)
     assert rows[0].token_advantages == [0, 0, 0.7, 0.7, 0, 0]
@@ -81,3 +84,31 @@ def test_a_gigpo_step_trains(tmp_path):
     assert metrics["step_groups"] >= 2  # at least every task's first turn
     assert 0 < metrics["step_group_share"] <= 1
     assert metrics["grad_norm"] > 0
+
+
+def test_a_summary_between_turns_never_shifts_a_turns_step_advantage():
+    # Turn 0's action, then a trained summary, then turn 1's action (a SUPO segment boundary
+    # in between is the same): the summary gets A_E alone, turn 1 gets its own A_S.
+    row = Row(
+        [0] * 8,
+        [0, 1, 0, 1, 1, 0, 1, 0],
+        [0.0] * 8,
+        spans=[Span(1, 2, turn=0), Span(3, 5, "summary"), Span(6, 7, turn=1)],
+    )
+    token_advantages([row], episode=[0.5], step=[[0.1, 0.3]], weight=1.0)
+    assert row.token_advantages == pytest.approx([0, 0.6, 0, 0.5, 0.5, 0, 0.8, 0])
+
+
+def test_summarized_rollouts_are_anchored_on_their_env_observations(smol_tokenizer):
+    from tests.test_context import kv_run
+
+    (traj,) = kv_run(smol_tokenizer, n=1, context="summarize", max_summaries=10)
+    anchors = turn_anchors(traj, "observation")
+    assert traj.summaries >= 2 and anchors is not None and len(anchors) == traj.turns == 16
+    env_observations = [traj.messages[1]["content"]] + [
+        traj.messages[span.message + 1]["content"] for _, (_, span) in sorted(traj.turn_spans().items())
+    ]
+    assert anchors == env_observations[:16]
+    assert not any(a.startswith(traj.messages[1]["content"] + "\n\nWe are at") for a in anchors[1:])
+    history = turn_anchors(traj, "history")
+    assert history[5] == "\x1e".join(anchors[:6])

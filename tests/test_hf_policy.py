@@ -272,3 +272,70 @@ def test_unknown_model_says_how_to_get_it(monkeypatch):
     message = str(info.value)
     assert "no-such-model" in message
     assert "huggingface-cli download" in message and "smollm2-135m" in message
+
+
+# ---------------------------------------------------------------------- the sampled distribution
+
+#: Qwen2.5-7B-Instruct's generation_config.json: generate() would apply all of it by default.
+QWEN_DEFAULTS = {"repetition_penalty": 1.05, "temperature": 0.7, "top_p": 0.8, "top_k": 20}
+
+
+def qwen_like(wrap: str):
+    tokenizer = load_tokenizer("tiny-random")
+    model = build_tiny_model(tokenizer, seed=0, init_std=0.2, tied=False).eval()
+    for key, value in QWEN_DEFAULTS.items():
+        setattr(model.generation_config, key, value)
+    if wrap == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    return model, tokenizer
+
+
+def training_forward(model, prompt, completion, temperature):
+    """The trainer's own log-probs of `completion` (`token_logprobs` on a padded batch)."""
+    from agentgym.trainers.common import Row, pad_rows, token_logprobs
+
+    row = Row(prompt + completion, [0] * len(prompt) + [1] * len(completion), [0.0] * (len(prompt) + len(completion)))
+    with torch.no_grad():
+        logp = token_logprobs(model, pad_rows([row], 0), temperature)
+    return logp[0, len(prompt) :].tolist()
+
+
+@pytest.mark.parametrize("wrap", ["plain", "lora"])
+@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "cache"])
+def test_rollouts_sample_the_distribution_they_record_whatever_the_models_generation_config(wrap, cache):
+    model, tokenizer = qwen_like(wrap)
+    policy = HFPolicy(model, tokenizer, prefix_cache=cache)
+    prompts = chat_prompts(tokenizer, 4) * 4
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, seed=0)
+    gens = policy.generate(prompts, params)
+    outside_top_20 = 0
+    for prompt, gen in zip(prompts, gens, strict=True):
+        assert gen.logprobs == pytest.approx(training_forward(model, prompt, gen.token_ids, 1.0), abs=1e-4)
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + gen.token_ids])).logits[0, len(prompt) - 1 : -1]
+        ranks = (logits > logits.gather(1, torch.tensor(gen.token_ids).view(-1, 1))).sum(1)
+        outside_top_20 += int((ranks >= 20).sum())
+    assert outside_top_20 > 0  # the model's top_k=20 was not applied either
+    base = model.get_base_model() if wrap == "lora" else model
+    assert base.generation_config.repetition_penalty == 1.05  # the model keeps its own config
+
+
+def test_with_top_k_or_top_p_the_logprobs_are_those_of_the_truncated_distribution(plain):
+    prompt = chat_prompts(plain.tokenizer, 1)[0]
+    for params in (SamplingParams(6, 0.8, seed=1, top_k=5), SamplingParams(6, 0.8, top_p=0.3, seed=1)):
+        (gen,) = plain.generate([prompt], params)
+        with torch.no_grad():
+            logits = plain.model(torch.tensor([prompt + gen.token_ids])).logits[0, len(prompt) - 1 : -1] / 0.8
+        probs = torch.softmax(logits, -1)
+        order = probs.sort(-1, descending=True)
+        if params.top_k:
+            kept = torch.zeros_like(probs, dtype=torch.bool).scatter(1, order.indices[:, :5], True)
+        else:  # the smallest set of most likely tokens whose mass reaches top_p
+            before = order.values.cumsum(-1) - order.values
+            kept = torch.zeros_like(probs, dtype=torch.bool).scatter(1, order.indices, before < 0.3)
+        truncated = torch.log_softmax(logits.masked_fill(~kept, float("-inf")), -1)
+        chosen = torch.tensor(gen.token_ids).view(-1, 1)
+        assert kept.gather(1, chosen).all()
+        assert gen.logprobs == pytest.approx(truncated.gather(1, chosen).squeeze(1).tolist(), abs=1e-4)

@@ -50,3 +50,42 @@ def test_unreachable_server_is_an_error_not_a_hang(smol_tokenizer):
     policy.client = policy.client.with_options(max_retries=0)
     with pytest.raises(openai.APIConnectionError):
         policy.generate([[1, 2]], SamplingParams(4))
+
+
+def test_the_tokenizer_is_the_served_models_own(plain_tokenizer, tmp_path):
+    from tests.conftest import PLAIN_TEMPLATE
+
+    folder = tmp_path / "served-model"  # e.g. `transformers serve DIR` knows the model by its folder
+    plain_tokenizer.save_pretrained(folder)
+    policy = OpenAIPolicy(str(folder), base_url="http://127.0.0.1:9/v1")
+    assert policy.tokenizer.chat_template == PLAIN_TEMPLATE
+    policy.close()
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, no network
+
+
+def test_a_served_model_whose_tokenizer_does_not_load_is_an_error_that_says_to_set_policy_tokenizer(offline, capsys):
+    from agentgym.cli import main
+    from agentgym.policy import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match=r"'acme/served-7b'.*set policy\.tokenizer"):
+        OpenAIPolicy("acme/served-7b", base_url="http://127.0.0.1:9/v1")
+    args = ["eval", "policy.backend=openai", "policy.model=acme/served-7b", "policy.base_url=http://127.0.0.1:9/v1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "set policy.tokenizer" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_completion_requests_set_every_sampling_field_so_server_defaults_never_apply(smol_tokenizer):
+    with FakeOpenAI(smol_tokenizer) as server:
+        policy = OpenAIPolicy("fake-model", base_url=server.base_url, tokenizer=smol_tokenizer)
+        policy.generate([[1, 2, 3]], SamplingParams(4, temperature=0.7, top_k=5))
+        policy.close()
+        request = server.requests[0]
+    assert request["temperature"] == 0.7 and request["top_p"] == 1.0 and request["top_k"] == 5
+    assert request["repetition_penalty"] == 1.0 and request["min_p"] == 0.0

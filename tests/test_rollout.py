@@ -206,3 +206,39 @@ def test_generation_dataclass_and_scripted_replay_list(smol_tokenizer):
     assert isinstance(g, Generation) and g.text == "a" and g.finish_reason == "stop"
     (g,) = policy.generate([[1]], SamplingParams(8), [[*msgs, {"role": "assistant", "content": "a"}]])
     assert g.text == "b"
+
+
+def test_each_reply_is_recorded_as_a_span_with_the_turn_it_produced(smol_tokenizer):
+    from tests.test_context import kv_run
+
+    (traj,) = kv_run(smol_tokenizer, n=1, context="summarize", max_summaries=10)
+    spans = [s for seg in traj.segments for s in seg.spans]
+    assert [s.kind for s in spans].count("summary") == traj.summaries >= 2
+    assert [s.turn for s in spans if s.kind == "action"] == list(range(traj.turns))
+    for seg in traj.segments:
+        generated = [t for t, m in enumerate(seg.loss_mask) if m]
+        assert generated == [t for s in seg.spans for t in range(s.start, s.end)]  # the spans are the generated tokens
+    for seg in traj.segments:
+        for s in seg.spans:  # each span is the reply in the message it points at, plus its end-of-turn token
+            text = smol_tokenizer.decode(seg.completion_ids[s.start : s.end - 1])
+            assert traj.messages[s.message] == {"role": "assistant", "content": text}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_spans_round_trip_and_schema_1_files_get_them_from_the_loss_mask(smol_tokenizer, tmp_path, suffix):
+    import json
+
+    from tests.test_context import kv_run
+
+    trajs = [*run(smol_tokenizer, n=2)[0], *kv_run(smol_tokenizer, n=1, context="summarize", max_summaries=10)]
+    path = save_trajectories(trajs, tmp_path / f"t{suffix}")
+    assert load_trajectories(path) == trajs
+    # A file written before spans were recorded (schema 1): no spans, no version.
+    legacy = tmp_path / "v1.jsonl"
+    rows = [t.to_dict() for t in trajs]
+    for row in rows:
+        del row["schema_version"]
+        for seg in row["segments"]:
+            del seg["spans"]
+    legacy.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_trajectories(legacy) == trajs

@@ -17,6 +17,8 @@ def oracle_setup():
             "env.id=agentgym/GuessNumber-16-v0",
             "env.kwargs={guess_tool: false}",
             "sampling.max_new_tokens=12",
+            "warm_start.oracle=agentgym.envs.guess_number.oracle:BisectionOracle",
+            "warm_start.oracle_kwargs={n: 16}",
             "warm_start.episodes=4",
             "warm_start.horizon=6",
             "progress=false",

@@ -101,8 +101,8 @@ def test_training_rollouts_summarize_and_run_on_ray(tmp_path):
         "grpo.mask_overlong=false",
         "grpo.mask_over_turn=false",
     )
-    trainer = build_trainer(cfg)
-    trajs, _ = trainer.collect(0, 6)
+    with build_trainer(cfg) as trainer:  # closes its pool (and the Ray it started)
+        trajs, _ = trainer.collect(0, 6)
     multi = [t for t in trajs if len(t.segments) > 1]
     assert multi, "no episode was summarized: the context window must be small enough"
     assert all(t.segments[0].kind == "summary" for t in multi)
@@ -111,3 +111,83 @@ def test_training_rollouts_summarize_and_run_on_ray(tmp_path):
     metrics = trainer.update(trajs, 6)
     assert metrics["rows_trained"] == sum(len(t.segments) for t in trajs)  # every segment trains
     assert metrics["grad_norm"] > 0
+
+
+# ------------------------------------------------------------------ the run's contracts
+
+WARM = [
+    "warm_start.enabled=true",
+    "warm_start.oracle=tests.test_train_support:CoinOracle",
+    "warm_start.episodes=8",
+    "warm_start.horizon=2",
+    "warm_start.backend=plain",
+    "warm_start.lr=0.05",
+]
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_the_kl_reference_is_the_warm_started_policy(tmp_path, lora):
+    """RL starts from the warm start, so the KL to the reference is 0 at its first update."""
+    cfg = tiny_config(tmp_path, *WARM, "steps=1", "grpo.kl_coef=0.1", f"lora.enabled={str(lora).lower()}", "lora.r=4")
+    trainer = build_trainer(cfg)
+    trainer.train()
+    first = next(r for r in _metrics(tmp_path) if r.get("horizon"))
+    warm = next(r for r in _metrics(tmp_path) if r.get("warm_start"))
+    assert warm["sft_loss_after"] != warm["sft_loss_before"]  # the warm start moved the weights
+    assert abs(first["kl"]) < 1e-6
+
+
+def test_a_resumed_run_restores_the_warm_started_kl_reference(tmp_path):
+    settings = [*WARM, "steps=3", "checkpoint_every=1", "grpo.kl_coef=0.1", "lora.enabled=true", "lora.r=4"]
+    build_trainer(tiny_config(tmp_path / "a", *settings)).train()
+    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=2)
+    assert (tmp_path / "b" / "checkpoints" / "step-000002" / "reference.pt").exists()
+    build_trainer(tiny_config(tmp_path / "b", *settings, "resume=true")).train()
+    a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert [r["kl"] for r in a if "kl" in r][-1] > 0  # the policy moved away from its reference...
+    assert a == b  # ...and the resumed run measures the same distance to the same reference
+
+
+def test_one_rollout_pool_serves_every_step_the_evaluations_and_the_warm_start(tmp_path, monkeypatch):
+    from agentgym.rollout import RolloutPool
+
+    opened, closed = [], []
+    init, close = RolloutPool.__init__, RolloutPool.close
+    monkeypatch.setattr(RolloutPool, "__init__", lambda self, *a, **k: (opened.append(self), init(self, *a, **k))[1])
+    monkeypatch.setattr(RolloutPool, "close", lambda self: (closed.append(self), close(self))[1])
+    cfg = tiny_config(tmp_path, *WARM, "steps=3", "eval.at_start=true", "eval.at_end=true", "eval.every=1")
+    cfg.eval.horizons, cfg.eval.num_tasks, cfg.eval.samples_per_task = [1, 2], 2, 1
+    build_trainer(cfg).train()
+    assert len(opened) == 1 and closed == opened
+
+
+def test_evaluations_during_training_run_each_horizon_when_the_agent_sees_its_budget(tmp_path):
+    cfg = tiny_config(tmp_path, "steps=1", "rollout.budget_tracker=true", "eval.horizons=[1,2]", "eval.num_tasks=2")
+    with build_trainer(cfg) as trainer:
+        trainer.evaluate(0, 2)
+    summary = json.loads((tmp_path / "eval" / "step-000000" / "results.json").read_text())
+    assert summary["sweep"] == "rerun"
+
+
+def test_dr_grpo_constant_normaliser_is_the_same_at_every_step(tmp_path):
+    """rollouts per step x max_new_tokens x the curriculum's largest horizon, whatever the
+    horizon of the step and the number of rows (keep_last_k makes a row per turn)."""
+    cfg = tiny_config(tmp_path, "grpo.loss_norm=constant", "curriculum.kind=stepwise", "curriculum.rounds=[1,2,3]")
+    with build_trainer(cfg) as trainer:
+        short, _ = trainer.collect(0, 1)
+        long, _ = trainer.collect(1, 3)
+        from agentgym.trainers.common import rows_from_trajectories
+
+        norms = {trainer.loss_normaliser(rows_from_trajectories(t)) for t in (short, long, short[:3])}
+    assert norms == {2 * 4 * 4 * 3.0}  # 2 tasks x 4 samples x 4 tokens x horizon 3
+
+
+def test_training_refuses_settings_that_make_rollouts_off_policy_or_an_oracle_it_cannot_name():
+    with pytest.raises(ConfigError, match=r"top_p=0\.9.*off-policy"):
+        load_train_config(None, ["sampling.top_p=0.9"])
+    with pytest.raises(ConfigError, match=r"top_k=20"):
+        load_train_config(None, ["sampling.top_k=20"])
+    with pytest.raises(ConfigError, match=r"sampling\.temperature must be > 0"):
+        load_train_config(None, ["sampling.temperature=0"])
+    with pytest.raises(ConfigError, match=r"warm_start\.source=oracle needs warm_start\.oracle"):
+        load_train_config(None, ["warm_start.enabled=true"])

@@ -32,6 +32,13 @@ class CoinEnv(TextEnv):
         return Outcome("No, say something else.")
 
 
+class CoinOracle:
+    """A scripted CoinEnv player for warm starts: "abc" always wins (97 + 98 + 99 = 294)."""
+
+    def respond(self, messages: list[dict[str, Any]]) -> str:
+        return "abc"
+
+
 # A string entry point: env workers in other processes can import it too.
 agentgym.register("TestCoin-v0", f"{__name__}:CoinEnv")
 

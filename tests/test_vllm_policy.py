@@ -4,9 +4,14 @@ The stand-in has the parts of vLLM's API the backend uses (`LLM.generate` on tok
 prompts with per-request `SamplingParams`, `RequestOutput.outputs[0]` with token ids,
 text, finish reason and per-token log-prob dicts, `reset_prefix_cache`, and the
 driver worker's `model.load_weights`) over a transformers model that loads weights by
-the checkpoint names, as vLLM's Llama does. It checks what is ours: the request
-mapping, the output conversion, and that the engine runs the *trained* weights after
-each update (LoRA merged for the copy, unmerged after).
+the checkpoint names, as vLLM's Llama does. Its sampler applies what vLLM's does
+(repetition penalty, temperature, top-k, top-p) and returns processed log-probs; a
+sampling field a request leaves unset takes the model's generation_config default, as
+vLLM's server does, unless the engine was built with `generation_config="vllm"`
+(vLLM's offline `LLM.generate` applies those defaults only without sampling params; the
+stand-in is the stricter one). It checks what is ours: the request mapping, the output
+conversion, that sampling is `SamplingParams` alone, and that the engine runs the
+*trained* weights after each update (LoRA merged for the copy, unmerged after).
 """
 
 from __future__ import annotations
@@ -78,6 +83,40 @@ class _LLM:
     def reset_prefix_cache(self):
         self.prefix_resets += 1
 
+    def _setting(self, sp, name, neutral):
+        """A request's sampling field; one the request leaves unset takes the model's
+        generation_config default, as vLLM's server does, unless the engine was built
+        with generation_config="vllm"."""
+        if hasattr(sp, name):
+            return getattr(sp, name)
+        if self.kwargs.get("generation_config") != "vllm":
+            value = getattr(self.hf.generation_config, name, None)
+            if value is not None:
+                return value
+        return neutral
+
+    def _processed(self, logits, seen, sp):
+        """vLLM's sampler: repetition penalty, temperature, top-k, top-p; the processed
+        log-probs are the log-softmax of the result."""
+        penalty = self._setting(sp, "repetition_penalty", 1.0)
+        if penalty != 1.0:
+            idx = torch.tensor(sorted(set(seen)))
+            picked = logits[idx]
+            logits[idx] = torch.where(picked > 0, picked / penalty, picked * penalty)
+        if sp.temperature > 0:
+            logits = logits / sp.temperature
+        top_k = self._setting(sp, "top_k", -1)
+        if top_k and top_k > 0:
+            logits = logits.masked_fill(logits < logits.topk(top_k).values[-1], float("-inf"))
+        top_p = self._setting(sp, "top_p", 1.0)
+        if top_p < 1.0:
+            order = logits.sort(descending=True)
+            probs = order.values.softmax(-1)
+            drop = torch.zeros_like(logits, dtype=torch.bool)
+            drop[order.indices] = probs.cumsum(-1) - probs >= top_p
+            logits = logits.masked_fill(drop, float("-inf"))
+        return torch.log_softmax(logits, -1)
+
     @torch.no_grad()
     def generate(self, prompts, sampling_params, use_tqdm=True):
         outs = []
@@ -88,7 +127,7 @@ class _LLM:
             finish = "length"
             for _ in range(sp.max_tokens):
                 logits = self.hf(torch.tensor([ids + gen])).logits[0, -1].float()
-                logp = torch.log_softmax(logits / max(sp.temperature, 1e-6), -1)
+                logp = self._processed(logits, ids + gen, sp)
                 tok = int(logp.argmax())
                 gen.append(tok)
                 lps.append({tok: _Logprob(float(logp[tok]))})
@@ -132,6 +171,30 @@ def test_generations_carry_ids_logprobs_text_and_finish_reason(fake_vllm, smol_t
     engine = _LLM.instances[0]
     assert engine.kwargs["distributed_executor_backend"] == "external_launcher"
     assert engine.kwargs["logprobs_mode"] == "processed_logprobs"
+
+
+def test_engine_logprobs_equal_a_training_forward_whatever_the_models_generation_config(fake_vllm, smol_tokenizer):
+    """Against the stand-in (no GPU here): the engine is told to ignore the model's
+    generation_config (Qwen2.5's repetition penalty) and each request sets every sampling
+    field, so its processed log-probs are the trainer's."""
+    from agentgym.policy.vllm_policy import VLLMPolicy
+    from tests.test_hf_policy import QWEN_DEFAULTS, training_forward
+
+    trained = build_tiny_model(smol_tokenizer, seed=1, init_std=0.2, tied=False).eval()
+
+    def with_qwen_defaults(path):
+        model = build_tiny_model(smol_tokenizer, seed=1, init_std=0.2, tied=False).eval()
+        for key, value in QWEN_DEFAULTS.items():
+            setattr(model.generation_config, key, value)
+        return model
+
+    fake_vllm.LLM.factory = with_qwen_defaults
+    policy = VLLMPolicy("some/model", smol_tokenizer, trained=trained)
+    prompts = [_prompt(smol_tokenizer), _prompt(smol_tokenizer, "Another one, please.")]
+    for temperature in (1.0, 0.7):
+        for prompt, gen in zip(prompts, policy.generate(prompts, SamplingParams(8, temperature)), strict=True):
+            want = training_forward(trained, prompt, gen.token_ids, temperature)
+            assert gen.logprobs == pytest.approx(want, abs=1e-4)
 
 
 def _bump(model):

@@ -52,11 +52,13 @@ def save_checkpoint(
     scheduler: Any,
     state: dict[str, Any],
     keep: int = 2,
+    links: dict[str, Path] | None = None,
 ) -> Path:
     """Write checkpoint `step` (the number of steps done) and keep the `keep` newest.
 
     `state` is JSON-safe (curriculum, last metrics, ...); RNG states are taken here so
-    that they are the ones the next step starts from.
+    that they are the ones the next step starts from. `links`: files written once per run
+    (a KL reference) that the checkpoint holds too, as hard links (copies where links fail).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -70,6 +72,11 @@ def save_checkpoint(
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1))
+    for name, src in (links or {}).items():
+        try:
+            os.link(src, tmp / name)
+        except OSError:
+            shutil.copy2(src, tmp / name)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)  # a crash mid-write never leaves a half checkpoint under the real name

@@ -16,9 +16,10 @@ import torch
 
 from agentgym.policy import load_model
 from agentgym.train_config import LoraConfig, OptimConfig
-from agentgym.trajectory import Trajectory
+from agentgym.trajectory import Span, Trajectory
 
 __all__ = [
+    "CUT",
     "PER_TOKEN",
     "Batch",
     "Row",
@@ -26,6 +27,7 @@ __all__ = [
     "build_optimizer",
     "build_trainable_model",
     "clip_and_step",
+    "cut_masked",
     "masked_mean",
     "micro_batches",
     "pad_rows",
@@ -43,11 +45,16 @@ class Row:
         loss_mask: 1 where the loss applies (generated tokens of a trained rollout).
         old_logprobs: rollout-time log-probs (0 on non-generated tokens), or recomputed ones.
         advantage: the row's scalar advantage (GRPO; every generated token gets it).
-        token_rewards: per-token rewards (each turn's reward on its last generated token).
+        token_rewards: per-token rewards (each turn's reward on the last token of its action).
         traj_index: which trajectory it came from.
+        spans: the segment's generated replies (`Span`s), positions in `input_ids`.
+        cut: the rollout was cut by the turn cap or the window (over_turn, overlong): its
+            last state is not terminal.
         ref_logprobs: log-probs under the frozen reference model (KL).
         old_values, token_advantages, returns: PPO's values before the update, GAE
             advantages and value targets.
+        end_value: PPO: the value after the row's last generated token (a cut rollout's
+            bootstrap).
     """
 
     input_ids: list[int]
@@ -56,49 +63,63 @@ class Row:
     advantage: float = 0.0
     token_rewards: list[float] = field(default_factory=list)
     traj_index: int = 0
+    spans: list[Span] = field(default_factory=list)
+    cut: bool = False
     ref_logprobs: list[float] = field(default_factory=list)
     old_values: list[float] = field(default_factory=list)
     token_advantages: list[float] = field(default_factory=list)
     returns: list[float] = field(default_factory=list)
+    end_value: float = 0.0
 
 
 #: Per-token float fields of a `Row`, padded with zeros into `Batch` tensors of the same name.
 PER_TOKEN = ("loss_mask", "old_logprobs", "token_rewards", "ref_logprobs", "old_values", "token_advantages", "returns")
+
+#: End reasons of rollouts that were cut short, not ended by the env.
+CUT = ("over_turn", "overlong")
+
+
+def cut_masked(end_reason: str, cfg: Any) -> bool:
+    """Whether a rollout is left out of the loss by the over-turn (Mini-o3) or overlong
+    switch of an algorithm's config (`mask_over_turn`, `mask_overlong`)."""
+    return (cfg.mask_over_turn and end_reason == "over_turn") or (cfg.mask_overlong and end_reason == "overlong")
 
 
 def rows_from_trajectories(
     trajs: list[Trajectory], advantages: list[float] | None = None, trained: list[bool] | None = None
 ) -> list[Row]:
     """One row per segment. Every segment of a rollout shares its advantage (SUPO); a rollout
-    that is not `trained` (masked) keeps its tokens but gets an all-zero loss mask."""
+    that is not `trained` (masked) keeps its tokens but gets an all-zero loss mask. Each
+    answered turn's reward sits on the last token of the action that produced it, as the
+    trajectory's spans record (a summary is never a turn)."""
     rows = []
     for i, traj in enumerate(trajs):
         keep = trained[i] if trained is not None else True
-        # Each turn's reward goes on the last generated token of that turn: turns are the
-        # runs of 1s in the loss mask, counted across segments in order.
-        turn_rewards = list(traj.turn_rewards)
-        turn = 0
+        answered = traj.turn_spans()
+        unpaid = [t for t, r in enumerate(traj.turn_rewards) if r and t not in answered]
+        if unpaid:
+            raise ValueError(
+                f"trajectory {traj.task_id!r} (sample {traj.sample}): turns {unpaid} earned rewards but no recorded "
+                "action span produced them; trajectories must record their spans (the rollout does; "
+                "load_trajectories derives them for older files)"
+            )
         for seg in traj.segments:
             n_prompt = len(seg.prompt_ids)
-            mask = [0] * n_prompt + [m if keep else 0 for m in seg.loss_mask]
+            spans = [Span(n_prompt + s.start, n_prompt + s.end, s.kind, s.turn, s.message) for s in seg.spans]
             rewards = [0.0] * len(seg.input_ids)
-            for t, m in enumerate(seg.loss_mask):
-                last_of_run = m == 1 and (t + 1 == len(seg.loss_mask) or seg.loss_mask[t + 1] == 0)
-                if last_of_run and turn < len(turn_rewards):
-                    rewards[n_prompt + t] = turn_rewards[turn]
-                    turn += 1
-            if seg is traj.segments[-1] and turn < len(turn_rewards):
-                # Turns without generated tokens of their own (none today) still pay out at the end.
-                last = max((n_prompt + t for t, m in enumerate(seg.loss_mask) if m), default=len(rewards) - 1)
-                rewards[last] += sum(turn_rewards[turn:])
+            for span in spans:
+                if span.kind == "action" and span.turn is not None and span.turn < len(traj.turn_rewards):
+                    rewards[span.end - 1] += traj.turn_rewards[span.turn]
             rows.append(
                 Row(
                     input_ids=list(seg.input_ids),
-                    loss_mask=mask,
+                    loss_mask=[0] * n_prompt + [m if keep else 0 for m in seg.loss_mask],
                     old_logprobs=[0.0] * n_prompt + list(seg.logprobs),
                     advantage=advantages[i] if advantages is not None else 0.0,
                     token_rewards=rewards,
                     traj_index=i,
+                    spans=spans,
+                    cut=traj.end_reason in CUT,
                 )
             )
     return rows

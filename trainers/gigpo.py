@@ -16,8 +16,9 @@ state, which is what "interacting well" means.
 Anchors come from the conversation: `observation` is the observation the turn answered
 (verl-agent's choice, right when an observation describes the whole state), `history`
 is every observation so far (exact for deterministic envs: same task, same observations,
-same state). A step group of one has advantage 0. A rollout whose turns cannot be matched
-to its generated spans (a SUPO summary adds a reply that is not a turn) keeps A_E only.
+same state). A step group of one has advantage 0. Turns and their tokens come from the
+trajectory's spans, so SUPO summaries (replies that are not turns) never shift a turn; a
+rollout that does not record its spans keeps A_E only.
 """
 
 from __future__ import annotations
@@ -35,17 +36,27 @@ __all__ = ["step_advantages", "token_advantages", "turn_anchors"]
 
 
 def turn_anchors(traj: Trajectory, kind: str = "history") -> list[str] | None:
-    """The anchor state of each turn, or None when replies and turns do not match up."""
-    anchors: list[str] = []
-    seen: list[str] = []
-    for m in traj.messages:
-        if m["role"] == "user":
-            seen.append(m["content"])
-        elif m["role"] == "assistant":
-            if not seen:
-                return None
-            anchors.append(seen[-1] if kind == "observation" else "\x1e".join(seen))
-    return anchors if len(anchors) == len(traj.turn_rewards) else None
+    """The anchor state of each answered turn, or None when the trajectory does not record
+    which reply produced each turn and where it sits in the conversation.
+
+    The state a turn acts in is made of env observations only: the task, then the
+    observation each earlier action received (the message right after that action). A
+    summary, its request and the context it opens are the policy's own, never state.
+    """
+    answered = traj.turn_spans()
+    n = len(traj.turn_rewards)
+    if sorted(answered) != list(range(n)) or any(span.message is None for _, span in answered.values()):
+        return None
+    messages = traj.messages
+    observations = [messages[1]["content"]] if len(messages) > 1 else []
+    for t in range(n - 1):
+        m = answered[t][1].message + 1
+        if m >= len(messages) or messages[m]["role"] != "user":
+            return None
+        observations.append(messages[m]["content"])
+    if len(observations) < n:
+        return None
+    return [observations[t] if kind == "observation" else "\x1e".join(observations[: t + 1]) for t in range(n)]
 
 
 def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
@@ -93,20 +104,17 @@ def step_advantages(
 def token_advantages(
     rows: Sequence[Row], episode: Sequence[float], step: Sequence[list[float] | None], weight: float
 ) -> None:
-    """Fill each row's `token_advantages`: A_E + weight * A_S(turn) on the generated tokens
-    of each turn (turns are the runs of 1s in the loss mask, counted across a rollout's
-    segments in order); A_E alone for rollouts without step advantages."""
-    turn_of: dict[int, int] = defaultdict(int)
+    """Fill each row's `token_advantages`: A_E on every trained token, plus weight * A_S(t)
+    on the tokens of the action that produced turn t (the rows' spans say which tokens
+    those are; summaries and unanswered actions get A_E alone); A_E alone for rollouts
+    without step advantages."""
     for row in rows:
         i = row.traj_index
         a_e, a_s = episode[i], step[i]
-        values = [0.0] * len(row.input_ids)
-        mask = row.loss_mask
-        for p, m in enumerate(mask):
-            if not m:
-                continue
-            t = turn_of[i]
-            values[p] = a_e + (weight * a_s[t] if a_s is not None and t < len(a_s) else 0.0)
-            if p + 1 == len(mask) or not mask[p + 1]:
-                turn_of[i] = t + 1
+        values = [a_e if m else 0.0 for m in row.loss_mask]
+        for span in row.spans if a_s is not None else ():
+            if span.kind == "action" and span.turn is not None and span.turn < len(a_s):
+                for p in range(span.start, span.end):
+                    if row.loss_mask[p]:
+                        values[p] += weight * a_s[span.turn]
         row.token_advantages = values

@@ -6,8 +6,8 @@ For each task, G rollouts; each rollout's advantage is its reward relative to it
 
 Every generated token of every segment of rollout i gets A_i (SUPO: segments share it).
 The loss is PPO's clipped surrogate with asymmetric clipping, averaged over the batch's
-generated tokens (DAPO's token-mean), plus beta times the k3 KL to the frozen initial
-policy when `kl_coef > 0`:
+generated tokens (DAPO's token-mean), plus beta times the k3 KL to the frozen policy RL
+started from (after any warm start; `trainers/reference.py`) when `kl_coef > 0`:
 
     L = -sum_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) / N_tokens + beta * KL_k3
 
@@ -38,17 +38,16 @@ union of the ranks' rollouts.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import torch
 from agentgym.trainers.common import (
     Row,
     autocast,
+    cut_masked,
     micro_batches,
     pad_rows,
     rows_from_trajectories,
@@ -56,6 +55,7 @@ from agentgym.trainers.common import (
 )
 from agentgym.trainers.gigpo import step_advantages, token_advantages
 from agentgym.trainers.loop import Trainer
+from agentgym.trainers.reference import Reference
 
 from agentgym.train_config import GRPOConfig
 from agentgym.trajectory import Trajectory
@@ -81,12 +81,7 @@ def group_advantages(
             members[g].append(i)
     dropped = masked = 0
     for idx in members.values():
-        hidden = {
-            i
-            for i in idx
-            if (cfg.mask_over_turn and end_reasons[i] == "over_turn")
-            or (cfg.mask_overlong and end_reasons[i] == "overlong")
-        }
+        hidden = {i for i in idx if cut_masked(end_reasons[i], cfg)}
         masked += len(hidden)
         r = [0.0 if i in hidden else float(rewards[i]) for i in idx]
         if cfg.drop_equal_groups and max(r) - min(r) < 1e-12:
@@ -121,13 +116,8 @@ class GRPOTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.g = self.cfg.grpo
-        self.ref_model = None
-        if self.g.kl_coef > 0 and not hasattr(self.model, "disable_adapter"):
-            # A full fine-tune needs its own frozen copy; LoRA's reference is the base with adapters off.
-            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-
-    def ref_context(self) -> Any:
-        return self.model.disable_adapter() if self.ref_model is None else nullcontext()
+        if self.g.kl_coef > 0:  # the policy RL starts from (re-captured after a warm start)
+            self.reference = Reference(self.model)
 
     def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
         cfg = self.cfg
@@ -164,9 +154,7 @@ class GRPOTrainer(Trainer):
             mode = "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
         self.prepare(rows, recompute_old=mode == "recompute")
         metrics.update(
-            self.optimize(
-                rows, lambda mb: self.surrogate_loss(mb, horizon, backward=True, current_as_old=mode == "current")
-            )
+            self.optimize(rows, lambda mb: self.surrogate_loss(mb, backward=True, current_as_old=mode == "current"))
         )
         return metrics
 
@@ -176,24 +164,35 @@ class GRPOTrainer(Trainer):
         if not rows or (not recompute_old and self.g.kl_coef <= 0):
             return
         self.model.eval()  # no dropout in the reference passes
-        temp = self.cfg.sampling.temperature
-        for mb in micro_batches(rows, self.cfg.optim.micro_batch):
-            batch = pad_rows(mb, self.pad_id).to(self.device)
-            with autocast(self.device):
-                if recompute_old:
-                    logp = token_logprobs(self.model, batch, temp, self.cfg.optim.logprob_chunk)
-                    for i, r in enumerate(mb):
-                        r.old_logprobs = logp[i, : len(r.input_ids)].float().cpu().tolist()
-                if self.g.kl_coef > 0:
-                    with self.ref_context():
-                        ref = token_logprobs(self.ref_model or self.model, batch, temp, self.cfg.optim.logprob_chunk)
-                    for i, r in enumerate(mb):
-                        r.ref_logprobs = ref[i, : len(r.input_ids)].float().cpu().tolist()
+        temp, chunk = self.cfg.sampling.temperature, self.cfg.optim.logprob_chunk
+
+        def fill(module: Any, field: str) -> None:
+            for mb in micro_batches(rows, self.cfg.optim.micro_batch):
+                with autocast(self.device):
+                    logp = token_logprobs(module, pad_rows(mb, self.pad_id).to(self.device), temp, chunk)
+                for i, r in enumerate(mb):
+                    setattr(r, field, logp[i, : len(r.input_ids)].float().cpu().tolist())
+
+        if recompute_old:
+            fill(self.model, "old_logprobs")
+        if self.g.kl_coef > 0:
+            with self.reference.active() as ref:
+                fill(ref, "ref_logprobs")
         self.model.train()
 
-    def surrogate_loss(
-        self, rows: list[Row], horizon: int, backward: bool = False, current_as_old: bool = False
-    ) -> dict[str, float]:
+    def loss_normaliser(self, rows: list[Row]) -> float:
+        """The token-mean's divisor: the batch's trained tokens (all ranks); or, with
+        `loss_norm=constant` (Dr. GRPO), the same number at every step of the run: the most
+        tokens a step's rollouts could generate at the curriculum's largest horizon, i.e.
+        tasks_per_step x samples_per_task x max_new_tokens x that horizon."""
+        cfg = self.cfg
+        if self.g.loss_norm == "constant":
+            rollouts = cfg.tasks_per_step * cfg.samples_per_task
+            return float(rollouts * cfg.sampling.max_new_tokens * self.curriculum.max_horizon)
+        (n_tok,) = self.dist.sum([sum(sum(r.loss_mask[1:]) for r in rows)])
+        return float(max(n_tok, 1))
+
+    def surrogate_loss(self, rows: list[Row], backward: bool = False, current_as_old: bool = False) -> dict[str, float]:
         """The GRPO loss of `rows` (gradients accumulated when `backward`), with its statistics.
 
         Rows whose advantage is 0 add nothing to the loss or its gradient when there is no
@@ -202,11 +201,7 @@ class GRPOTrainer(Trainer):
         `rows` is this rank's share: the denominator and the statistics are the whole batch's.
         """
         g, o = self.g, self.cfg.optim
-        n_tok, n_rows = self.dist.sum([sum(sum(r.loss_mask[1:]) for r in rows), len(rows)])
-        if g.loss_norm == "constant":
-            norm = float(n_rows * self.cfg.sampling.max_new_tokens * horizon)
-        else:
-            norm = float(max(n_tok, 1))
+        norm = self.loss_normaliser(rows)
         gigpo = g.step_weight > 0
         active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0 or (gigpo and any(r.token_advantages))]
         out = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio_mean": 0.0}

@@ -32,13 +32,22 @@ import torch
 from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from agentgym.trainers.common import Row, build_optimizer, build_trainable_model, clip_and_step
 from agentgym.trainers.distributed import Dist
+from agentgym.trainers.reference import Reference
 from tqdm import tqdm
 
 from agentgym.config import ConfigError, EnvConfig, EvalConfig, SamplingConfig, to_dict
 from agentgym.curriculum import Curriculum
 from agentgym.policy.base import SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, env_maker, run_episodes
+from agentgym.rollout import (
+    EpisodeSpec,
+    RolloutOptions,
+    RolloutPool,
+    RolloutStats,
+    env_maker,
+    episode_rates,
+    warn_aborted,
+)
 from agentgym.train_config import TrainConfig
 from agentgym.trajectory import Trajectory, save_trajectories
 
@@ -96,21 +105,15 @@ class MetricsLogger:
 
 
 def batch_metrics(trajs: list[Trajectory]) -> dict[str, float]:
-    """Reward and ending statistics of a rollout batch."""
-    n = max(len(trajs), 1)
-
-    def rate(reason: str) -> float:
-        return sum(t.end_reason == reason for t in trajs) / n
-
-    turns = max(sum(t.turns for t in trajs), 1)
+    """Reward and ending statistics of a rollout batch: `episode_rates` (over the
+    non-aborted rollouts, the aborted count beside them) and the mean reward and turns of
+    the non-aborted rollouts; aborted ones never count as zeros."""
+    scored = [t for t in trajs if t.end_reason != "aborted"]
+    n = len(scored)
     return {
-        "reward_mean": sum(t.reward for t in trajs) / n,
-        "success_rate": sum(t.success for t in trajs) / n,
-        "over_turn_rate": rate("over_turn"),
-        "overlong_rate": rate("overlong"),
-        "aborted_rate": rate("aborted"),
-        "invalid_action_rate": sum(t.invalid_actions for t in trajs) / turns,
-        "turns_mean": sum(t.turns for t in trajs) / n,
+        "reward_mean": sum(t.reward for t in scored) / n if n else float("nan"),
+        **episode_rates(trajs),
+        "turns_mean": sum(t.turns for t in scored) / n if n else float("nan"),
         "generated_tokens": float(sum(t.generated_tokens for t in trajs)),
     }
 
@@ -166,6 +169,8 @@ class Trainer(ABC):
         probe.close()
         self.step = 0
         self.last_metrics: dict[str, float] | None = None
+        self.pool: RolloutPool | None = None
+        self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
 
     def build_policy(self) -> Any:
         """The rollout policy: the trained model itself (hf), or a vLLM engine that loads the
@@ -194,8 +199,7 @@ class Trainer(ABC):
     # ------------------------------------------------------------------ pieces of a step
 
     def sampling_params(self, sampling: SamplingConfig | None = None) -> SamplingParams:
-        s = sampling or self.cfg.sampling
-        return SamplingParams(s.max_new_tokens, s.temperature, s.top_p, tuple(s.stop))
+        return SamplingParams.from_config(sampling or self.cfg.sampling)
 
     def rollout_options(self) -> RolloutOptions:
         return RolloutOptions.from_config(self.cfg.rollout, self.cfg.sampling.max_new_tokens)
@@ -222,21 +226,29 @@ class Trainer(ABC):
         self.clear_policy_cache()
         self.model.eval()
         stats = RolloutStats()
-        trajs = run_episodes(
-            self.policy,
-            env_maker(self.env_id, **cfg.env.kwargs),  # carries the registry entry to Ray workers
-            self.env_id,
-            specs,
-            self.sampling_params(),
-            self.rollout_options(),
-            max_concurrent=cfg.rollout.max_concurrent,
-            stats=stats,
-            backend=cfg.rollout.backend,
-            num_workers=cfg.rollout.num_workers,
-            address=cfg.rollout.address,
-            step_timeout_s=cfg.rollout.step_timeout_s,
-        )
+        trajs = self.rollout_pool().run(self.policy, specs, self.sampling_params(), self.rollout_options(), stats=stats)
         return trajs, stats
+
+    def rollout_pool(self) -> RolloutPool:
+        """The run's one rollout pool (started on first use): training rollouts, the
+        evaluations and the warm start all use it, so env workers, Ray and browsers start
+        once per run, not once per step. `close()` stops it."""
+        if self.pool is None:
+            maker = env_maker(self.env_id, **self.cfg.env.kwargs)  # carries the registry entry to Ray workers
+            self.pool = RolloutPool.from_config(self.cfg.rollout, maker, self.env_id)
+        return self.pool
+
+    def close(self) -> None:
+        """Stop the rollout pool (its env workers, and Ray if the pool started it)."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def gather(self, trajs: list[Trajectory]) -> list[Trajectory]:
         """The whole step's trajectories from every rank's share, in the order one process
@@ -299,7 +311,7 @@ class Trainer(ABC):
         self.clear_policy_cache()
         self.model.eval()
         try:
-            result = evaluate(eval_cfg, self.policy)
+            result = evaluate(eval_cfg, self.policy, pool=self.rollout_pool())
         finally:
             set_rng_state(saved)
             self.clear_policy_cache()
@@ -323,12 +335,29 @@ class Trainer(ABC):
                 # TRL's SFTTrainer would see WORLD_SIZE and wrap the model in DDP on this
                 # rank alone (the others would never join): the plain loop, same loss.
                 cfg = dataclasses.replace(cfg, warm_start=dataclasses.replace(cfg.warm_start, backend="plain"))
-            info = warm_start(self.model, self.tokenizer, cfg)
+            info = warm_start(self.model, self.tokenizer, cfg, pool=self.rollout_pool())
         self.dist.broadcast_params(self.model)
         return info
 
+    @property
+    def reference_path(self) -> Path:
+        """Where a reference captured after the warm start is kept (once per run)."""
+        return self.out / "checkpoints" / "reference.pt"
+
+    def start_rl_from_here(self) -> None:
+        """RL starts from the model as it is now (after the warm start): the KL reference
+        becomes these weights, written once so that checkpoints can hold them."""
+        if self.reference is None:
+            return
+        self.reference.capture()
+        if self.dist.is_main:
+            self.reference.save(self.reference_path)
+
     def save(self) -> Path:
         state = {"curriculum": self.curriculum.state_dict(), "last_metrics": self.last_metrics}
+        links = {}
+        if self.reference is not None and not self.reference.initial:
+            links["reference.pt"] = self.reference_path
         return save_checkpoint(
             self.out / "checkpoints",
             self.step,
@@ -338,6 +367,7 @@ class Trainer(ABC):
             self.scheduler,
             state,
             keep=self.cfg.keep_checkpoints,
+            links=links,
         )
 
     def resume(self) -> bool:
@@ -348,6 +378,8 @@ class Trainer(ABC):
         # Every rank loads the same checkpoint, RNG states included: rank 0's serve all of
         # them, as each step's sampling noise is reseeded from (seed, step, rank) in `collect`.
         state = load_checkpoint(path, self.model, self.modules, self.optimizer, self.scheduler)
+        if self.reference is not None and (path / "reference.pt").exists():
+            self.reference.load(path / "reference.pt")  # captured after the warm start
         self.step = state["step"]
         self.curriculum.load_state_dict(state["curriculum"])
         self.last_metrics = state["last_metrics"]
@@ -380,6 +412,7 @@ class Trainer(ABC):
             if cfg.warm_start.enabled:
                 t0 = time.perf_counter()
                 info = self.warm_start()
+                self.start_rl_from_here()
                 logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
                 seed_everything(self.dist.seed(cfg.seed))  # RL starts from the same RNG whether or not SFT ran
             if cfg.eval.at_start:
@@ -399,6 +432,8 @@ class Trainer(ABC):
                 t1 = time.perf_counter()
                 self.model.train()
                 metrics = batch_metrics(batch)  # the same on every rank: the curriculum reads them
+                if main:
+                    warn_aborted(metrics, f"training step {step}")
                 metrics.update(self.update(trajs, horizon))  # this rank's share; sums over ranks inside
                 self.clear_policy_cache()
                 t2 = time.perf_counter()
@@ -434,6 +469,7 @@ class Trainer(ABC):
         finally:
             bar.close()
             logger.close()
+            self.close()
         return {"step": self.step, "last": record, "evals": evals}
 
     def save_final(self) -> Path:

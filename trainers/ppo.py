@@ -4,9 +4,17 @@ generated tokens only, clipped policy and value losses.
 Environment tokens (observations, chat-template markers) are not actions: GAE runs over
 the sequence of generated tokens of a whole rollout (across its segments), skipping every
 env token, as if they were one long action sequence. Each turn's reward (`turn_rewards`)
-sits on the last generated token of that turn; the value after the last token is 0.
+sits on the last token of the action that produced it (the trajectory's spans; a SUPO
+summary is never a turn).
 
     delta_t = r_t + gamma * V(t+1) - V(t);   A_t = delta_t + gamma * lam * A_{t+1};   R_t = A_t + V(t)
+
+After the last generated token, V = 0 when the env ended the episode (success, failure).
+A rollout cut by the turn cap or the window (over_turn, overlong) did not end: by default
+it is left out of the loss (`ppo.mask_over_turn`, `ppo.mask_overlong`, as GRPO's
+Mini-o3 masks); with a mask off it is trained and bootstraps from the value estimate
+after its last generated token (the observation that followed the cut is never
+tokenised, so that state is the last one the record holds).
 
 V(t) is the value of the state that token t is generated from: the head reads the
 hidden state at position t - 1. Losses: the clipped surrogate on A (token-mean), and
@@ -29,6 +37,7 @@ from agentgym.trainers.common import (
     Row,
     autocast,
     clip_and_step,
+    cut_masked,
     micro_batches,
     pad_rows,
     rows_from_trajectories,
@@ -38,18 +47,22 @@ from agentgym.trainers.distributed import Dist
 from agentgym.trainers.grpo import clipped_token_loss
 from agentgym.trainers.loop import Trainer
 
+from agentgym.train_config import PPOConfig
 from agentgym.trajectory import Trajectory
 
-__all__ = ["PPOTrainer", "gae", "rollout_advantages"]
+__all__ = ["PPOTrainer", "gae", "rollout_advantages", "trained_rollouts"]
 
 
-def gae(rewards: list[float], values: list[float], gamma: float, lam: float) -> tuple[list[float], list[float]]:
-    """Generalised advantage estimates and returns over one sequence of actions (the value
-    after the last action is 0). Pass generated tokens only: env tokens are not steps."""
+def gae(
+    rewards: list[float], values: list[float], gamma: float, lam: float, last_value: float = 0.0
+) -> tuple[list[float], list[float]]:
+    """Generalised advantage estimates and returns over one sequence of actions; the value
+    after the last action is `last_value` (0: the episode ended there). Pass generated
+    tokens only: env tokens are not steps."""
     adv = [0.0] * len(rewards)
     running = 0.0
     for t in reversed(range(len(rewards))):
-        next_value = values[t + 1] if t + 1 < len(rewards) else 0.0
+        next_value = values[t + 1] if t + 1 < len(rewards) else last_value
         delta = rewards[t] + gamma * next_value - values[t]
         running = delta + gamma * lam * running
         adv[t] = running
@@ -58,7 +71,8 @@ def gae(rewards: list[float], values: list[float], gamma: float, lam: float) -> 
 
 def rollout_advantages(rows: list[Row], gamma: float, lam: float, normalize: bool, dist: Dist | None = None) -> None:
     """Fill `token_advantages` and `returns` of `rows` (which carry `old_values`): GAE per
-    rollout over its generated tokens, in order across its segments; env tokens get 0.
+    rollout over its generated tokens, in order across its segments; env tokens get 0. A
+    cut rollout (`Row.cut`) bootstraps from the `end_value` of its last trained row.
     With `normalize`, advantages are whitened over every generated token of the batch (of
     every rank's `rows`, with `dist` of several ranks)."""
     by_traj: dict[int, list[Row]] = defaultdict(list)
@@ -66,7 +80,10 @@ def rollout_advantages(rows: list[Row], gamma: float, lam: float, normalize: boo
         by_traj[r.traj_index].append(r)
     for traj_rows in by_traj.values():
         where = [(r, t) for r in traj_rows for t, m in enumerate(r.loss_mask) if m]
-        adv, ret = gae([r.token_rewards[t] for r, t in where], [r.old_values[t] for r, t in where], gamma, lam)
+        last = where[-1][0] if where else None
+        bootstrap = last.end_value if last is not None and last.cut else 0.0
+        rewards, values = [r.token_rewards[t] for r, t in where], [r.old_values[t] for r, t in where]
+        adv, ret = gae(rewards, values, gamma, lam, bootstrap)
         for r in traj_rows:
             r.token_advantages = [0.0] * len(r.input_ids)
             r.returns = [0.0] * len(r.input_ids)
@@ -99,6 +116,12 @@ def _global_mean_std(flat: torch.Tensor, dist: Dist) -> tuple[float | None, floa
     return mean, (squares / (n - 1)) ** 0.5
 
 
+def trained_rollouts(trajs: list[Trajectory], cfg: PPOConfig) -> list[bool]:
+    """Which rollouts the loss sees: not aborted ones (`mask_aborted`), nor ones cut by the
+    turn cap or the window while their mask is on (`mask_over_turn`, `mask_overlong`)."""
+    return [not ((cfg.mask_aborted and t.end_reason == "aborted") or cut_masked(t.end_reason, cfg)) for t in trajs]
+
+
 class PPOTrainer(Trainer):
     """PPO with a scalar value head sharing the policy's body."""
 
@@ -109,20 +132,20 @@ class PPOTrainer(Trainer):
         torch.nn.init.zeros_(head.bias)
         return {"value_head": head.to(self.device)}
 
-    def forward(self, batch: Any, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token log-probs and values, both aligned with the tokens (value of token t's state)."""
+    def forward(self, batch: Any, grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token log-probs and values, both aligned with the tokens (value of token t's state),
+        and the values after each token (`after[:, t]`: the state that token t completes)."""
         with autocast(self.device), torch.set_grad_enabled(grad):
             logp, hidden = token_logprobs(
                 self.model, batch, self.cfg.sampling.temperature, self.cfg.optim.logprob_chunk, return_hidden=True
             )
-            v = self.modules["value_head"](hidden.float()).squeeze(-1)
-        values = torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], dim=1)
-        return logp, values
+            after = self.modules["value_head"](hidden.float()).squeeze(-1)
+        values = torch.cat([torch.zeros_like(after[:, :1]), after[:, :-1]], dim=1)
+        return logp, values, after
 
     def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
         p, o = self.cfg.ppo, self.cfg.optim
-        trained = [not (p.mask_aborted and t.end_reason == "aborted") for t in trajs]
-        rows = [r for r in rows_from_trajectories(trajs, trained=trained) if any(r.loss_mask)]
+        rows = [r for r in rows_from_trajectories(trajs, trained=trained_rollouts(trajs, p)) if any(r.loss_mask)]
         (n_rows,) = self.dist.sum([len(rows)])  # every rank takes the same path: collectives must match
         metrics: dict[str, float] = {"rows_trained": n_rows}
         if not n_rows:
@@ -135,15 +158,18 @@ class PPOTrainer(Trainer):
 
     @torch.no_grad()
     def prepare(self, rows: list[Row]) -> None:
-        """Old log-probs and old values under the pre-update weights."""
+        """Old log-probs and old values under the pre-update weights, and each row's value
+        after its last generated token (a cut rollout's bootstrap)."""
         self.model.eval()
         for mb in micro_batches(rows, self.cfg.optim.micro_batch):
-            logp, values = self.forward(pad_rows(mb, self.pad_id).to(self.device), grad=False)
+            logp, values, after = self.forward(pad_rows(mb, self.pad_id).to(self.device), grad=False)
             for i, r in enumerate(mb):
                 n = len(r.input_ids)
                 if self.cfg.optim.old_logprobs != "rollout":
                     r.old_logprobs = logp[i, :n].float().cpu().tolist()
                 r.old_values = values[i, :n].float().cpu().tolist()
+                last = max(t for t, m in enumerate(r.loss_mask) if m)
+                r.end_value = float(after[i, last])
         self.model.train()
 
     def loss(self, rows: list[Row], backward: bool = False) -> dict[str, float]:
@@ -156,7 +182,7 @@ class PPOTrainer(Trainer):
         out = dict.fromkeys(keys, 0.0)  # a rank without rows still reports (and sums) every key
         for mb in micro_batches(rows, o.micro_batch):
             batch = pad_rows(mb, self.pad_id).to(self.device)
-            logp, values = self.forward(batch, grad=backward)
+            logp, values, _ = self.forward(batch, grad=backward)
             mask = batch.loss_mask
             with torch.set_grad_enabled(backward):
                 per_tok, ratio = clipped_token_loss(

@@ -37,7 +37,7 @@ from agentgym.trainers.common import (
 from agentgym.policy import ScriptedPolicy
 from agentgym.policy.base import SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, env_maker, run_episodes
+from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker, run_episodes
 from agentgym.train_config import TrainConfig, WarmStartConfig
 from agentgym.trajectory import Trajectory, load_trajectories
 
@@ -87,8 +87,9 @@ def oracle_responder(spec: str, kwargs: dict[str, Any]) -> Callable[[list[dict[s
     return respond
 
 
-def collect_oracle(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
-    """`warm_start.episodes` oracle episodes on the training split (all outcomes)."""
+def collect_oracle(cfg: TrainConfig, tokenizer: Any, pool: RolloutPool | None = None) -> list[Trajectory]:
+    """`warm_start.episodes` oracle episodes on the training split (all outcomes), on
+    `pool` (the trainer's) or on a pool of their own."""
     ws = cfg.warm_start
     load_plugins()
     env_id = full_id(cfg.env.id)
@@ -102,14 +103,13 @@ def collect_oracle(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
     r = cfg.rollout
     # A scripted oracle cannot write summaries: its episodes keep the full context.
     options = dataclasses.replace(RolloutOptions.from_config(r, cfg.sampling.max_new_tokens), context="full")
+    sampling = SamplingParams(
+        max_new_tokens=cfg.sampling.max_new_tokens, temperature=0.0, stop=tuple(cfg.sampling.stop)
+    )
+    if pool is not None:
+        return pool.run(policy, specs, sampling, options)
     return run_episodes(
-        policy,
-        env_maker(env_id, **cfg.env.kwargs),
-        env_id,
-        specs,
-        SamplingParams(max_new_tokens=cfg.sampling.max_new_tokens, temperature=0.0, stop=tuple(cfg.sampling.stop)),
-        options,
-        max_concurrent=r.max_concurrent,
+        policy, env_maker(env_id, **cfg.env.kwargs), env_id, specs, sampling, options, max_concurrent=r.max_concurrent
     )
 
 
@@ -218,10 +218,11 @@ def _train_trl(model: Any, tokenizer: Any, rows: list[Row], ws: WarmStartConfig,
         SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer).train()
 
 
-def warm_start(model: Any, tokenizer: Any, cfg: TrainConfig) -> dict[str, float]:
-    """The configured warm start: collect or load successful trajectories, then clone them."""
+def warm_start(model: Any, tokenizer: Any, cfg: TrainConfig, pool: RolloutPool | None = None) -> dict[str, float]:
+    """The configured warm start: collect (on `pool`, if given) or load successful
+    trajectories, then clone them."""
     ws = cfg.warm_start
-    trajs = collect_oracle(cfg, tokenizer) if ws.source == "oracle" else load_trajectories(ws.path)
+    trajs = collect_oracle(cfg, tokenizer, pool) if ws.source == "oracle" else load_trajectories(ws.path)
     info = behaviour_clone(model, tokenizer, sft_rows(trajs), ws, cfg)
     info["sft_success_rate"] = sum(t.success for t in trajs) / max(len(trajs), 1)
     return info

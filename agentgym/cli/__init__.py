@@ -37,8 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
+    from agentgym.policy.models import ModelNotFoundError
+
     try:
         return run(args)
+    except ModelNotFoundError as exc:  # a model or tokenizer name that does not load: say which, and how
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

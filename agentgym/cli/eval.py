@@ -43,14 +43,22 @@ def _print_table(summary: dict) -> None:
     print(
         f"\n{summary['label']} on {summary['env']} ({summary['tasks']} tasks x {summary['samples_per_task']} samples, {summary['sweep']} sweep)"
     )
+    aborted = any(r.get("aborted") for r in rows)
+    extra = f" {'abort=fail':>10} {'aborted':>7}" if aborted else ""
     print(
-        f"{'h':>4} {'success':>8} {'95% CI':>15} {f'pass@{k}':>8} {'turns':>6} {'cap hit':>8} {'invalid':>8} {'tokens':>7} {'tools':>6}"
+        f"{'h':>4} {'success':>8} {'95% CI':>15}{extra} {f'pass@{k}':>8} {'turns':>6} {'cap hit':>8} {'invalid':>8} {'tokens':>7} {'tools':>6}"
     )
     for r in rows:
         ci = f"[{r['success_ci_low']:.2f}, {r['success_ci_high']:.2f}]"
+        extra = f" {r['success_aborted_as_failure']:>10.3f} {r['aborted']:>7}" if aborted else ""
         print(
-            f"{r['horizon']:>4} {r['success']:>8.3f} {ci:>15} {r.get(f'pass@{k}', float('nan')):>8.3f} {r['mean_turns']:>6.2f} "
+            f"{r['horizon']:>4} {r['success']:>8.3f} {ci:>15}{extra} {r.get(f'pass@{k}', float('nan')):>8.3f} {r['mean_turns']:>6.2f} "
             f"{r['cap_hit_rate']:>8.2f} {r['invalid_action_rate']:>8.2f} {r['tokens_per_episode']:>7.1f} {r['tool_calls_per_episode']:>6.2f}"
+        )
+    if aborted:
+        print(
+            "success: over the episodes that were not aborted; abort=fail: aborted episodes (env or infrastructure "
+            "failures) counted as failures"
         )
     t = summary["throughput"]
     print(

@@ -17,7 +17,16 @@ from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
 from agentgym.eval.plots import plot_curves
 from agentgym.policy.base import Policy, SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, RolloutStats, env_maker, rollout_metrics
+from agentgym.rollout import (
+    EpisodeSpec,
+    RolloutOptions,
+    RolloutPool,
+    RolloutStats,
+    env_maker,
+    episode_rates,
+    rollout_metrics,
+    warn_aborted,
+)
 from agentgym.trajectory import Trajectory, save_trajectories
 
 __all__ = ["EvalResult", "evaluate"]
@@ -40,17 +49,19 @@ class EvalResult:
 
 
 def sampling_params(cfg: EvalConfig) -> SamplingParams:
-    s = cfg.sampling
-    return SamplingParams(s.max_new_tokens, s.temperature, s.top_p, tuple(s.stop))
+    return SamplingParams.from_config(cfg.sampling)
 
 
 def rollout_options(cfg: EvalConfig) -> RolloutOptions:
     return RolloutOptions.from_config(cfg.rollout, cfg.sampling.max_new_tokens)
 
 
-def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
+def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | None = None) -> EvalResult:
     """Run the sweep the config describes and write results.json, results.csv,
-    success_vs_turns.png (and trajectories.jsonl) into `cfg.output_dir`."""
+    success_vs_turns.png (and trajectories.jsonl) into `cfg.output_dir`.
+
+    `pool`: an open rollout pool of this env to run on (a trainer's); default: one for
+    this call, from `cfg.rollout`."""
     load_plugins()
     env_id = full_id(cfg.env.id)
     if env_id not in gymnasium.registry:
@@ -70,8 +81,8 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
     if cfg.env.num_tasks is not None:
         tasks = tasks[: cfg.env.num_tasks]
     horizons = sorted(set(cfg.horizons))
-    told = cfg.rollout.announce_budget
-    mode = cfg.sweep if cfg.sweep != "auto" else ("rerun" if told else "prefix")
+    options = rollout_options(cfg)
+    mode = cfg.sweep if cfg.sweep != "auto" else ("rerun" if options.budget_visible else "prefix")
     run_horizons = [max(horizons)] if mode == "prefix" else horizons
     specs = [
         EpisodeSpec(t.id, h, sample=s, seed=cfg.seed * 1_000_003 + i * 101 + s)
@@ -80,15 +91,25 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
         for s in range(cfg.samples_per_task)
     ]
     stats = RolloutStats()
-    with RolloutPool.from_config(cfg.rollout, env_maker(env_id, **cfg.env.kwargs), env_id) as pool:
+    own = pool is None
+    if own:
+        pool = RolloutPool.from_config(cfg.rollout, env_maker(env_id, **cfg.env.kwargs), env_id)
+    elif pool.env_id != env_id:
+        raise ValueError(f"evaluate: the pool runs {pool.env_id!r}, the config evaluates {env_id!r}")
+    try:
         trajectories = pool.run(
             policy,
             specs,
             sampling_params(cfg),
-            rollout_options(cfg),
+            options,
             progress=f"eval {env_id.split('/')[-1]}" if cfg.progress else False,
             stats=stats,
         )
+    finally:
+        if own:
+            pool.close()
+    run_rates = episode_rates(trajectories)
+    warn_aborted(run_rates, f"evaluation of {env_id}")
     rows = []
     for h in horizons:
         subset = trajectories if mode == "prefix" else [t for t in trajectories if t.horizon == h]
@@ -101,6 +122,8 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None) -> EvalResult:
         "tasks": len(tasks),
         "samples_per_task": cfg.samples_per_task,
         "sweep": mode,
+        "aborted": run_rates["aborted"],
+        "aborted_rate": run_rates["aborted_rate"],
         "training_horizon": cfg.training_horizon,
         "horizons": rows,
         "throughput": {

@@ -1,9 +1,9 @@
 """Metrics of success vs interaction turns: success@h with bootstrap bands, pass@k, pass^k.
 
-`outcome_at` derives what an episode would have been under a smaller turn budget from
-its full record: with the budget not shown to the agent, the first h turns of an episode
-with budget H > h are exactly an episode with budget h, so one run at the largest
-horizon gives the whole curve.
+`outcome_at` (agentgym.trajectory) derives what an episode would have been under a
+smaller turn budget from its full record: with the budget not shown to the agent, the
+first h turns of an episode with budget H > h are exactly an episode with budget h, so
+one run at the largest horizon gives the whole curve.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from agentgym.trajectory import Trajectory
+from agentgym.rollout.metrics import episode_rates
+from agentgym.trajectory import Trajectory, outcome_at
 
 __all__ = ["bootstrap_ci", "horizon_metrics", "outcome_at", "pass_at_k", "pass_hat_k", "task_accuracy_by_step"]
 
@@ -50,16 +51,6 @@ def bootstrap_ci(per_task: Sequence[Sequence[float]], resamples: int = 1000, see
     return float(lo), float(hi)
 
 
-def outcome_at(traj: Trajectory, h: int) -> tuple[str, int]:
-    """(end reason, turns used) the episode would have had with a budget of h turns."""
-    reason, turns = traj.end_reason, traj.turns
-    if reason in ("success", "failure"):
-        return (reason, turns) if turns <= h else ("over_turn", h)
-    if reason in ("aborted", "overlong"):  # the failing turn was turn `turns + 1`
-        return (reason, turns) if turns < h else ("over_turn", h)
-    return ("over_turn", min(turns, h))
-
-
 def _at(values: list[Any], turns: int, default: Any = 0) -> Any:
     return values[turns - 1] if 0 < turns <= len(values) else default
 
@@ -67,17 +58,21 @@ def _at(values: list[Any], turns: int, default: Any = 0) -> Any:
 def horizon_metrics(
     trajectories: Sequence[Trajectory], h: int, *, derive: bool, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """All metrics at horizon h. With `derive`, episodes ran at a larger budget and are cut to h."""
+    """All metrics at horizon h. With `derive`, episodes ran at a larger budget and are cut to h.
+
+    The rates are `episode_rates` (over the non-aborted episodes); `success` is their
+    success rate, and `success_aborted_as_failure` counts aborted episodes as failures,
+    each with a 95% bootstrap interval over tasks.
+    """
     per_task: dict[str, list[float]] = defaultdict(list)
-    reasons: dict[str, int] = defaultdict(int)
+    per_task_all: dict[str, list[float]] = defaultdict(list)  # aborted episodes as failures
     turns_used, success_turns, tokens, tool_calls, rewards = [], [], [], [], []
-    invalid_turns = 0
     for t in trajectories:
         reason, turns = outcome_at(t, h) if derive else (t.end_reason, t.turns)
-        reasons[reason] += 1
+        ok = reason == "success"
+        per_task_all[t.task_id].append(float(ok))
         if reason == "aborted":
             continue  # an infrastructure failure says nothing about the policy
-        ok = reason == "success"
         per_task[t.task_id].append(float(ok))
         turns_used.append(turns)
         if ok:
@@ -85,28 +80,25 @@ def horizon_metrics(
         tokens.append(sum(t.turn_tokens[:turns]))
         tool_calls.append(_at(t.turn_tool_calls, turns))
         rewards.append(sum(t.turn_rewards[:turns]))
-        invalid_turns += sum(t.turn_invalid[:turns])
-    n = sum(len(v) for v in per_task.values())
-    success = sum(sum(v) for v in per_task.values()) / n if n else float("nan")
+    rates = episode_rates(trajectories, h if derive else None)
     lo, hi = bootstrap_ci(list(per_task.values()), resamples, seed)
+    lo_all, hi_all = bootstrap_ci(list(per_task_all.values()), resamples, seed)
     k_max = min((len(v) for v in per_task.values()), default=0)
     ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= k_max]
-    total = len(trajectories)
     row: dict[str, Any] = {
         "horizon": h,
-        "episodes": total,
+        "episodes": len(trajectories),
         "tasks": len(per_task),
-        "success": success,
+        "success": rates.pop("success_rate"),
         "success_ci_low": lo,
         "success_ci_high": hi,
+        "success_aborted_as_failure": rates.pop("success_rate_aborted_as_failure"),
+        "success_aborted_as_failure_ci_low": lo_all,
+        "success_aborted_as_failure_ci_high": hi_all,
         "mean_reward": float(np.mean(rewards)) if rewards else float("nan"),
         "mean_turns": float(np.mean(turns_used)) if turns_used else float("nan"),
         "mean_turns_success": float(np.mean(success_turns)) if success_turns else float("nan"),
-        "cap_hit_rate": reasons["over_turn"] / total if total else float("nan"),
-        "failure_rate": reasons["failure"] / total if total else float("nan"),
-        "overlong_rate": reasons["overlong"] / total if total else float("nan"),
-        "aborted": reasons["aborted"],
-        "invalid_action_rate": invalid_turns / sum(turns_used) if sum(turns_used) else float("nan"),
+        **rates,
         "tokens_per_episode": float(np.mean(tokens)) if tokens else float("nan"),
         "tool_calls_per_episode": float(np.mean(tool_calls)) if tool_calls else float("nan"),
     }

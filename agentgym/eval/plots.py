@@ -23,10 +23,20 @@ def plot_curves(results: Sequence[dict[str, Any]], path: str | Path, title: str 
         hs = [r["horizon"] for r in rows]
         color = f"C{i}"
         label = res.get("label") or res.get("model", f"run {i}")
-        ax.plot(hs, [r["success"] for r in rows], "o-", color=color, label=f"{label} success@h")
+        aborted = res.get("aborted", max((r.get("aborted", 0) for r in rows), default=0))
+        note = f" ({aborted} aborted episodes left out)" if aborted else ""
+        ax.plot(hs, [r["success"] for r in rows], "o-", color=color, label=f"{label} success@h{note}")
         ax.fill_between(
             hs, [r["success_ci_low"] for r in rows], [r["success_ci_high"] for r in rows], color=color, alpha=0.18
         )
+        if aborted:
+            ax.plot(
+                hs,
+                [r["success_aborted_as_failure"] for r in rows],
+                "v:",
+                color=color,
+                label=f"{label} success@h, aborted = failure",
+            )
         k = max((int(key.split("@")[1]) for key in rows[0] if key.startswith("pass@")), default=1)
         if k > 1:
             ax.plot(hs, [r[f"pass@{k}"] for r in rows], "--", color=color, alpha=0.8, label=f"{label} pass@{k}")

@@ -12,7 +12,15 @@ __all__ = ["Generation", "Policy", "SamplingParams"]
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample one completion.
+    """How to sample one completion: these fields alone define the sampled distribution
+    on every backend (a model's own generation defaults, e.g. a repetition penalty in its
+    generation_config.json, are never applied).
+
+    The distribution is the model's softmax at `temperature`, restricted to the `top_k`
+    most likely tokens and then to the smallest set whose mass reaches `top_p`, and
+    renormalised. `Generation.logprobs` are log-probabilities under exactly that
+    distribution (greedy decoding, temperature 0, records them at temperature 1); with
+    top_p = 1 and top_k = 0 they are the model's own, which training recomputes.
 
     Attributes:
         max_new_tokens: the most tokens one completion may have (a turn's token budget).
@@ -20,6 +28,7 @@ class SamplingParams:
         top_p: nucleus sampling threshold (1.0 = off).
         stop: strings that end a completion (the string is kept in the completion).
         seed: seed of the sampler for this call (None: not reseeded).
+        top_k: keep the k most likely tokens (0 = off).
     """
 
     max_new_tokens: int = 256
@@ -27,6 +36,14 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    top_k: int = 0
+
+    @classmethod
+    def from_config(cls, sampling: Any) -> SamplingParams:
+        """The parameters a `SamplingConfig` section describes."""
+        return cls(
+            sampling.max_new_tokens, sampling.temperature, sampling.top_p, tuple(sampling.stop), top_k=sampling.top_k
+        )
 
 
 @dataclass

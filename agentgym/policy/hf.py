@@ -4,11 +4,19 @@ with prefix KV-cache reuse across multi-turn calls (`agentgym.policy.kv_cache`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
-from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
+from transformers import (
+    DynamicCache,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from agentgym.policy.base import Generation, Policy, SamplingParams
 from agentgym.policy.kv_cache import PrefixKVCache, cache_supported, gather_row, left_padded_cache, weights_version
@@ -17,14 +25,21 @@ from agentgym.policy.models import DEFAULT_MODEL, load_model
 __all__ = ["HFPolicy"]
 
 
-class _ChosenLogprobs(LogitsProcessor):
-    """Records log p(chosen token) at each step while holding one step's distribution
-    (batch x vocab) at a time, instead of the whole (batch x steps x vocab) that
-    `output_logits=True` keeps. It runs before the temperature/top-p warpers, so it sees
-    the model's logits and applies the temperature itself."""
+class _Sampler(LogitsProcessor):
+    """The whole sampling transform of `SamplingParams`, as one logits processor: the
+    temperature, then top-k, then top-p (transformers' own warpers, in their order), and
+    a record of log p(chosen token) under the resulting distribution, holding one step's
+    distribution (batch x vocab) at a time instead of the (batch x steps x vocab) that
+    `output_logits=True` keeps. `generate` runs with no warper of its own, so it samples
+    (or takes the argmax of) exactly the distribution recorded here."""
 
-    def __init__(self, temperature: float):
-        self.temperature = temperature if temperature > 0 else 1.0
+    def __init__(self, params: SamplingParams):
+        self.temperature = params.temperature if params.temperature > 0 else 1.0
+        self.warpers = []
+        if params.temperature > 0 and params.top_k > 0:
+            self.warpers.append(TopKLogitsWarper(params.top_k))
+        if params.temperature > 0 and params.top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(params.top_p))
         self.pending: torch.Tensor | None = None
         self.chosen: list[torch.Tensor] = []
 
@@ -35,13 +50,31 @@ class _ChosenLogprobs(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.pending is not None:
             self._take(input_ids[:, -1])
-        self.pending = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        scores = scores.float() / self.temperature
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        self.pending = torch.log_softmax(scores, dim=-1)
         return scores
 
     def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
         self._take(last_tokens)
         self.pending = None
         return torch.stack(self.chosen, dim=1)
+
+
+@contextmanager
+def _no_model_defaults(model: Any) -> Iterator[None]:
+    """`generate` fills every option it is not given from the model's `generation_config`
+    (Qwen2.5-Instruct's sets `repetition_penalty: 1.05`), and those processors would run
+    before `_Sampler`: while generating, the model that `generate` runs on (the base model
+    under a peft wrapper) holds a blank one, so `SamplingParams` alone define sampling."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = target.generation_config
+    target.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        target.generation_config = saved
 
 
 class HFPolicy(Policy):
@@ -243,7 +276,7 @@ class HFPolicy(Policy):
         self, ids: torch.Tensor, mask: torch.Tensor, params: SamplingParams, cache: DynamicCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`model.generate` on a padded batch: the new tokens and their log-probs (on CPU)."""
-        recorder = _ChosenLogprobs(params.temperature)
+        recorder = _Sampler(params)
         sample = params.temperature > 0
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
@@ -252,16 +285,15 @@ class HFPolicy(Policy):
             "eos_token_id": sorted(self.eos_ids),
             "logits_processor": LogitsProcessorList([recorder]),
         }
-        if sample:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sample:  # no warper of generate's own: `_Sampler` applies them
+            kwargs.update(temperature=1.0, top_p=1.0, top_k=0)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if cache is not None:
             kwargs["past_key_values"] = cache
         device = self.device
-        seqs = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+        with _no_model_defaults(self.model):
+            seqs = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         new = seqs[:, ids.shape[1] :]
         logprobs = recorder.finish(new[:, -1]).cpu()
         return new.cpu(), logprobs

@@ -16,9 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from agentgym.policy.base import Generation, Policy, SamplingParams
-from agentgym.policy.models import DEFAULT_MODEL, load_tokenizer
+from agentgym.policy.models import ModelNotFoundError, load_tokenizer
 
 __all__ = ["OpenAIPolicy"]
+
+
+def _served_tokenizer(model: str, tokenizer: str | None) -> Any:
+    """The tokenizer named by `tokenizer`, else the one of `model` (the served model's name)."""
+    try:
+        return load_tokenizer(tokenizer or model)
+    except ModelNotFoundError as exc:
+        if tokenizer:
+            raise
+        raise ModelNotFoundError(
+            f"policy.tokenizer: no tokenizer loads from the served model's name {model!r} (not an embedded "
+            "model, a local folder, or in the Hugging Face cache), and agentgym renders prompts with the served "
+            "model's own tokenizer: set policy.tokenizer to its Hugging Face id or a local folder that holds it"
+        ) from exc
 
 
 class OpenAIPolicy(Policy):
@@ -29,8 +43,10 @@ class OpenAIPolicy(Policy):
         base_url: e.g. "http://127.0.0.1:8000/v1" (default: `$OPENAI_BASE_URL`, else OpenAI's).
         api_key: default `$OPENAI_API_KEY`, else "EMPTY" (local servers ignore it).
         api: "completions" (token ids in) or "chat" (messages in).
-        tokenizer: a tokenizer name or object for rendering prompts and counting tokens;
-            default: `model` if it loads, else the embedded default's.
+        tokenizer: a tokenizer name, folder or object for rendering prompts and counting
+            tokens; default: `model`'s. It must be the served model's own tokenizer (the
+            prompt goes to the server as its token ids), so a model name whose tokenizer
+            cannot be loaded is an error, never a fallback to another model's.
         max_workers: concurrent requests (servers batch them).
         timeout: seconds per request.
     """
@@ -57,7 +73,7 @@ class OpenAIPolicy(Policy):
             max_retries=2,
         )
         if tokenizer is None or isinstance(tokenizer, str):
-            tokenizer = load_tokenizer(tokenizer or DEFAULT_MODEL)
+            tokenizer = _served_tokenizer(model, tokenizer)
         self.tokenizer = tokenizer
         self.pool = ThreadPoolExecutor(max_workers=max_workers)
 
@@ -90,12 +106,16 @@ class OpenAIPolicy(Policy):
         return kwargs
 
     def _complete(self, prompt: Sequence[int], params: SamplingParams) -> Generation:
-        resp = self.client.completions.create(
-            prompt=list(prompt),
-            logprobs=1,
-            extra_body={"return_tokens_as_token_ids": True},
-            **self._common(params),
-        )
+        # Token-id prompts are a vLLM-style server: its sampling extensions are set too, so
+        # that it samples by `params` alone, not by the defaults of the model's
+        # generation_config.json (a repetition penalty, top-k) that such servers apply.
+        extra = {
+            "return_tokens_as_token_ids": True,
+            "top_k": params.top_k if params.top_k > 0 else -1,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+        }
+        resp = self.client.completions.create(prompt=list(prompt), logprobs=1, extra_body=extra, **self._common(params))
         choice = resp.choices[0]
         lp = choice.logprobs
         ids: list[int] | None = None
@@ -107,6 +127,11 @@ class OpenAIPolicy(Policy):
         return self._generation(choice.text, choice.finish_reason, ids, logprobs)
 
     def _chat(self, msgs: list[dict[str, Any]], params: SamplingParams) -> Generation:
+        if params.top_k > 0:
+            raise ValueError(
+                'OpenAIPolicy(api="chat") cannot sample with top_k (no such chat parameter); '
+                'use api="completions" with a vLLM-compatible server, or top_k=0'
+            )
         resp = self.client.chat.completions.create(messages=msgs, logprobs=True, **self._common(params))
         choice = resp.choices[0]
         logprobs = [c.logprob for c in (choice.logprobs.content or [])] if choice.logprobs else []

@@ -97,7 +97,12 @@ class VLLMPolicy(Policy):
             seed=seed,
             enable_prefix_caching=True,
             distributed_executor_backend="external_launcher",
-            logprobs_mode="processed_logprobs",  # after temperature: what the trainer recomputes
+            # After temperature, top-k and top-p: the distribution sampled from, as HFPolicy
+            # records it (with top_p = 1 and top_k = 0, what the trainer recomputes).
+            logprobs_mode="processed_logprobs",
+            # Sampling is `SamplingParams` alone: never the defaults of the model's
+            # generation_config.json (Qwen2.5's repetition_penalty 1.05).
+            generation_config="vllm",
             **llm_kwargs,
         )
 
@@ -137,6 +142,11 @@ class VLLMPolicy(Policy):
                 max_tokens=params.max_new_tokens,
                 temperature=params.temperature,
                 top_p=params.top_p,
+                top_k=params.top_k if params.top_k > 0 else -1,
+                min_p=0.0,
+                repetition_penalty=1.0,
+                presence_penalty=0.0,
+                frequency_penalty=0.0,
                 stop=list(params.stop) or None,
                 include_stop_str_in_output=True,
                 logprobs=0,  # the sampled token's log-prob only

@@ -2,7 +2,7 @@
 token-exact trajectories, and the metrics of each batch."""
 
 from agentgym.rollout.episode import Episode, EpisodeSpec, RolloutOptions
-from agentgym.rollout.metrics import RolloutStats, rollout_metrics, write_rollout
+from agentgym.rollout.metrics import RolloutStats, episode_rates, rollout_metrics, warn_aborted, write_rollout
 from agentgym.rollout.pool import RolloutPool
 from agentgym.rollout.runner import run_episodes
 from agentgym.rollout.workers import env_maker
@@ -14,7 +14,9 @@ __all__ = [
     "RolloutPool",
     "RolloutStats",
     "env_maker",
+    "episode_rates",
     "rollout_metrics",
     "run_episodes",
+    "warn_aborted",
     "write_rollout",
 ]

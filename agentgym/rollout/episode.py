@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from agentgym.budget import Budget
+from agentgym.budget import Budget, budget_visible
 from agentgym.context import ContextStrategy, Summarize, make_context_strategy
 from agentgym.policy.base import Generation
 from agentgym.prompting import ChatFormat, system_prompt
-from agentgym.trajectory import Segment, Trajectory, json_safe
+from agentgym.trajectory import Segment, Span, Trajectory, json_safe
 
 __all__ = ["Episode", "EpisodeSpec", "RolloutOptions"]
 
@@ -49,6 +49,11 @@ class RolloutOptions:
     max_summaries: int | None = 3
     train_on_summaries: bool = True
     max_total_tokens: int | None = None
+
+    @property
+    def budget_visible(self) -> bool:
+        """Whether the agent can see its turn budget (`agentgym.budget.budget_visible`)."""
+        return budget_visible(self)
 
     @classmethod
     def from_config(cls, rollout: Any, max_new_tokens: int) -> RolloutOptions:
@@ -104,7 +109,7 @@ class Episode:
         self.tools: list[dict[str, Any]] = []
         self.compressions: list[tuple[int, int]] = []  # (tokens before, after) of each summary
         self._held_back: str | None = None  # the observation kept out of a summarized context
-        self._last_action_tokens = 0
+        self._action: Span | None = None  # the latest action sent to the env
 
     @property
     def done(self) -> bool:
@@ -142,7 +147,13 @@ class Episode:
         is none (the completion was a summary, or it ended the episode)."""
         seg, traj = self.segment, self.traj
         summary = self._held_back is not None
-        seg.extend(gen.token_ids, not summary or self.options.train_on_summaries, gen.logprobs)
+        span = seg.reply(
+            gen.token_ids,
+            gen.logprobs,
+            kind="summary" if summary else "action",
+            trained=not summary or self.options.train_on_summaries,
+            message=len(traj.messages),
+        )
         seg.extend(self.fmt.closing(gen.token_ids), False)
         traj.generated_tokens += len(gen.token_ids)
         message = {"role": "assistant", "content": gen.text}
@@ -154,20 +165,21 @@ class Episode:
         if summary:
             self._summarized(gen.text)
             return None
-        self._last_action_tokens = len(gen.token_ids)
+        self._action = span  # the env's answer gives it its turn (`on_step`)
         self.state = "env"
         return gen.text
 
     def on_step(self, observation: str, reward: float, terminated: bool, truncated: bool, info: dict) -> None:
         """Record the env's step; the context strategy places the observation."""
         traj = self.traj
+        self._action.turn = traj.turns
         traj.turns += 1
         traj.turn_rewards.append(float(reward))
         traj.reward += float(reward)
         traj.turn_invalid.append(int(bool(info.get("invalid_action"))))
         traj.invalid_actions += traj.turn_invalid[-1]
         traj.tool_calls = int(info.get("tool_calls", traj.tool_calls))
-        traj.turn_tokens.append(self._last_action_tokens)
+        traj.turn_tokens.append(self._action.end - self._action.start)
         traj.turn_tool_calls.append(traj.tool_calls)
         traj.messages.append({"role": "user", "content": observation})
         if terminated or truncated:

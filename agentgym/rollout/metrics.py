@@ -1,14 +1,16 @@
-"""Throughput and health of a rollout batch: what `RolloutPool.run` measured.
+"""Episode rates, and the throughput and health of a rollout batch.
 
-`rollout_metrics` turns a batch's trajectories and its `RolloutStats` into one flat dict
-(episodes/s, tokens/s, env step latency, context lengths, summaries, compression, and
-the aborted / over_turn / overlong rates); `write_rollout` saves it as metrics.json
-beside trajectories.jsonl.
+`episode_rates` is the one definition of the rates of a batch of episodes (success,
+failure, over-turn, overlong, aborted, invalid actions, cap hit) that every report uses:
+rollout metrics, training logs and evaluation. `rollout_metrics` adds what
+`RolloutPool.run` measured (episodes/s, tokens/s, env step latency, context lengths,
+summaries, compression); `write_rollout` saves it as metrics.json beside trajectories.jsonl.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,9 +19,65 @@ from typing import Any
 
 import numpy as np
 
-from agentgym.trajectory import END_REASONS, Trajectory, save_trajectories
+from agentgym.trajectory import Trajectory, outcome_at, save_trajectories
 
-__all__ = ["RolloutStats", "rollout_metrics", "write_rollout"]
+__all__ = ["ABORTED_WARNING_SHARE", "RolloutStats", "episode_rates", "rollout_metrics", "warn_aborted", "write_rollout"]
+
+#: A run whose aborted share is above this gets a warning (`warn_aborted`).
+ABORTED_WARNING_SHARE = 0.05
+
+
+def episode_rates(trajectories: Sequence[Trajectory], horizon: int | None = None) -> dict[str, float]:
+    """The rates of a batch of episodes, with one stated denominator.
+
+    An aborted episode (a lost worker, a timeout, an exception inside the env) says
+    nothing about the policy, so every rate is over the *scored* (non-aborted) episodes:
+    `success_rate`, `failure_rate`, `over_turn_rate` (= `cap_hit_rate`: ran out of turns),
+    `overlong_rate`, and `invalid_action_rate` (invalid turns over their turns). Beside
+    them, so that aborts can never flatter a result: `aborted` (a count), `aborted_rate`
+    (of all episodes) and `success_rate_aborted_as_failure` (successes over all episodes).
+    Rates of a batch with no scored episode are NaN.
+
+    With `horizon`, each episode is first cut to that turn budget (`outcome_at`).
+    """
+    total = len(trajectories)
+    scored = []
+    for t in trajectories:
+        reason, turns = outcome_at(t, horizon) if horizon is not None else (t.end_reason, t.turns)
+        if reason != "aborted":
+            scored.append((reason, turns, t))
+    n = len(scored)
+    reasons = Counter(reason for reason, _, _ in scored)
+    turns = sum(k for _, k, _ in scored)
+    invalid = sum(sum(t.turn_invalid[:k]) for _, k, t in scored)
+    nan = float("nan")
+    out: dict[str, float] = {
+        f"{r}_rate": reasons[r] / n if n else nan for r in ("success", "failure", "over_turn", "overlong")
+    }
+    out["cap_hit_rate"] = out["over_turn_rate"]
+    out["invalid_action_rate"] = invalid / turns if turns else nan
+    out["aborted"] = total - n
+    out["aborted_rate"] = (total - n) / total if total else nan
+    out["success_rate_aborted_as_failure"] = reasons["success"] / total if total else nan
+    return out
+
+
+def warn_aborted(rates: dict[str, float], where: str) -> bool:
+    """Print a warning (and return True) when more than `ABORTED_WARNING_SHARE` of the
+    episodes `rates` describes were aborted: the rates are then over the survivors only."""
+    share = rates["aborted_rate"]
+    if not share > ABORTED_WARNING_SHARE:
+        return False
+    episodes = round(rates["aborted"] / share)
+    print(
+        f"agentgym: warning: {where}: {int(rates['aborted'])} of {episodes} episodes ({share:.0%}) were aborted "
+        f"(env or infrastructure failures; see the trajectories' `error`). Success over the others: "
+        f"{rates['success_rate']:.3f}; with aborted episodes counted as failures: "
+        f"{rates['success_rate_aborted_as_failure']:.3f}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
 
 
 @dataclass
@@ -55,9 +113,8 @@ def _percentiles(values: Sequence[float], qs: Sequence[int], digits: int) -> dic
 
 
 def rollout_metrics(trajectories: Sequence[Trajectory], stats: RolloutStats) -> dict[str, Any]:
-    """One dict of a batch's metrics. Aborted episodes are counted apart, never as failures."""
+    """One dict of a batch's metrics: `episode_rates` and what the pool measured."""
     n = len(trajectories)
-    reasons = Counter(t.end_reason for t in trajectories)
     latency = _percentiles([s * 1000 for s in stats.step_latencies], (50, 95), 2)
     context = _percentiles(stats.context_lengths, (50, 90, 99), 1)
     before = sum(b for b, _ in stats.compressions)
@@ -74,10 +131,8 @@ def rollout_metrics(trajectories: Sequence[Trajectory], stats: RolloutStats) -> 
         "compression_ratio": round(before / after, 3) if after else None,
         "worker_restarts": stats.worker_restarts,
         "mean_batch": round(float(np.mean(stats.batch_sizes)), 2) if stats.batch_sizes else 0.0,
+        **episode_rates(trajectories),
     }
-    for reason in END_REASONS:
-        out[f"{reason}_rate"] = reasons[reason] / n if n else 0.0
-    out["aborted"] = reasons["aborted"]
     return out
 
 
