@@ -118,6 +118,7 @@ def test_training_rollouts_summarize_and_run_on_ray(tmp_path):
 WARM = [
     "warm_start.enabled=true",
     "warm_start.oracle=tests.test_train_support:CoinOracle",
+    "warm_start.oracle_kwargs={}",
     "warm_start.episodes=8",
     "warm_start.horizon=2",
     "warm_start.backend=plain",
@@ -163,10 +164,11 @@ def test_one_rollout_pool_serves_every_step_the_evaluations_and_the_warm_start(t
 
 def test_evaluations_during_training_run_each_horizon_when_the_agent_sees_its_budget(tmp_path):
     cfg = tiny_config(tmp_path, "steps=1", "rollout.budget_tracker=true", "eval.horizons=[1,2]", "eval.num_tasks=2")
-    with build_trainer(cfg) as trainer:
-        trainer.evaluate(0, 2)
+    trainer = build_trainer(cfg)
+    trainer.evaluate(0, 2)
     summary = json.loads((tmp_path / "eval" / "step-000000" / "results.json").read_text())
     assert summary["sweep"] == "rerun"
+    trainer.close()
 
 
 def test_dr_grpo_constant_normaliser_is_the_same_at_every_step(tmp_path):
