@@ -164,6 +164,11 @@ class EvalConfig:
             raise ConfigError(f"horizons must be positive integers, got {self.horizons}")
         if self.samples_per_task < 1:
             raise ConfigError(f"samples_per_task must be >= 1, got {self.samples_per_task}")
+        if self.policy.backend == "openai" and self.policy.api == "chat" and self.sampling.top_k > 0:
+            raise ConfigError(
+                "sampling.top_k: the chat API has no top_k; use policy.api=completions (a vLLM-compatible server) "
+                "or sampling.top_k=0"
+            )
         from agentgym.budget import BUDGET_REVEALING_OPTIONS, budget_visible
 
         if self.sweep == "prefix" and budget_visible(self.rollout):

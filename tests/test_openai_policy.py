@@ -89,3 +89,10 @@ def test_completion_requests_set_every_sampling_field_so_server_defaults_never_a
         request = server.requests[0]
     assert request["temperature"] == 0.7 and request["top_p"] == 1.0 and request["top_k"] == 5
     assert request["repetition_penalty"] == 1.0 and request["min_p"] == 0.0
+
+
+def test_the_chat_api_refuses_top_k_it_cannot_send():
+    from agentgym.config import ConfigError, EvalConfig, load_config
+
+    with pytest.raises(ConfigError, match=r"sampling\.top_k: the chat API has no top_k"):
+        load_config(None, EvalConfig, ["policy.backend=openai", "policy.api=chat", "sampling.top_k=5"])

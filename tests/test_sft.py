@@ -66,3 +66,18 @@ def test_format_only_demonstrations_vary_and_stay_in_range():
     replies = [respond([{"role": "user", "content": "guess"}]) for _ in range(50)]
     numbers = {int(r.removeprefix("<answer>").removesuffix("</answer>")) for r in replies}
     assert numbers <= set(range(1, 17)) and len(numbers) > 5
+
+
+def test_the_warm_starts_success_rate_leaves_aborted_episodes_out(oracle_setup, tmp_path):
+    import dataclasses
+
+    from agentgym.trainers.sft import warm_start
+
+    from agentgym.trajectory import save_trajectories
+
+    cfg, tok, trajs = oracle_setup
+    aborted = [dataclasses.replace(t, success=False, end_reason="aborted") for t in trajs[:2]]
+    path = save_trajectories([*trajs, *aborted], tmp_path / "demos.jsonl")
+    ws = dataclasses.replace(cfg.warm_start, source="file", path=str(path), backend="plain", epochs=0.25)
+    info = warm_start(load_model("tiny-random")[0], tok, dataclasses.replace(cfg, warm_start=ws))
+    assert info["sft_success_rate"] == 1.0  # every episode that was not aborted won

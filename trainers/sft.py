@@ -37,7 +37,7 @@ from agentgym.trainers.common import (
 from agentgym.policy import ScriptedPolicy
 from agentgym.policy.base import SamplingParams
 from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker, run_episodes
+from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker, episode_rates, run_episodes
 from agentgym.train_config import TrainConfig, WarmStartConfig
 from agentgym.trajectory import Trajectory, load_trajectories
 
@@ -224,5 +224,5 @@ def warm_start(model: Any, tokenizer: Any, cfg: TrainConfig, pool: RolloutPool |
     ws = cfg.warm_start
     trajs = collect_oracle(cfg, tokenizer, pool) if ws.source == "oracle" else load_trajectories(ws.path)
     info = behaviour_clone(model, tokenizer, sft_rows(trajs), ws, cfg)
-    info["sft_success_rate"] = sum(t.success for t in trajs) / max(len(trajs), 1)
+    info["sft_success_rate"] = episode_rates(trajs)["success_rate"]  # aborted episodes left out, as everywhere
     return info
