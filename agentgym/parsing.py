@@ -17,9 +17,29 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ActionParser", "ParsedAction", "ToolCall"]
+__all__ = ["ActionParser", "ParsedAction", "ToolCall", "parse_integer"]
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+_INTEGER = re.compile(r"^\s*([-+]?)(\d+)\s*\.?\s*$")
+
+
+def parse_integer(text: str, max_digits: int = 100) -> int | str:
+    """The whole number in `text` (an optional sign, digits, an optional full stop), or a
+    message saying what is wrong with it. Never raises, whatever the text: a number of
+    more than `max_digits` digits is refused before Python's own int-string limit
+    (`sys.get_int_max_str_digits()`) would raise.
+
+    Example:
+        >>> parse_integer(" 42. "), parse_integer("forty-two")[:20], parse_integer("9" * 500)[:30]
+        (42, 'not a whole number: ', 'a number of 500 digits; at mo')
+    """
+    m = _INTEGER.match(text)
+    if m is None:
+        return f"not a whole number: {_clip(text.strip(), 40)!r}"
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > max_digits:
+        return f"a number of {len(digits)} digits; at most {max_digits} are allowed"
+    return -int(digits) if m.group(1) == "-" else int(digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +62,25 @@ class ParsedAction:
 def _clip(text: str, limit: int = 80) -> str:
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class _Invalid:
+    reason: str
+
+
+def _loads(text: str) -> Any:
+    """`json.loads`, or `_Invalid(reason)` for any text it refuses: malformed JSON, nesting
+    deeper than the interpreter's recursion limit, or an integer longer than Python's
+    int-string limit (a ValueError of its own)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _Invalid(exc.msg)
+    except RecursionError:
+        return _Invalid("nested too deeply")
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        return _Invalid(f"a number is too long: {exc}")
 
 
 class ActionParser:
@@ -143,11 +182,9 @@ class ActionParser:
         fenced = _FENCE.match(body)
         if fenced:
             body = fenced.group(1)
-        try:
-            obj = json.loads(body)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            return f"the JSON of {where} is invalid ({msg}) in {_clip(body)!r}: write {example}"
+        obj = _loads(body)
+        if isinstance(obj, _Invalid):
+            return f"the JSON of {where} is invalid ({obj.reason}) in {_clip(body)!r}: write {example}"
         if not isinstance(obj, dict):
             return f'{where} must be a JSON object with "name" and "arguments", got {_clip(body)!r}: write {example}'
         name = obj.get("name")
@@ -156,10 +193,9 @@ class ActionParser:
         # "parameters" is what Llama-style models emit; accept it as "arguments".
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):  # OpenAI-style: arguments as a JSON-encoded string
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError as exc:
-                return f'the "arguments" string of {where} is not valid JSON ({exc.msg}): write {example}'
+            args = _loads(args) if args.strip() else {}
+            if isinstance(args, _Invalid):
+                return f'the "arguments" string of {where} is not valid JSON ({args.reason}): write {example}'
         if args is None:
             args = {}
         if not isinstance(args, dict):

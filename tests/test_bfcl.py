@@ -221,3 +221,39 @@ def test_concurrent_episodes_replay_independently():
     for t in threads:
         t.join()
     assert results == {t.id: 1.0 for t in tasks}
+
+
+MATH_TASK = next(e.id for e in data.load_category("base") if "MathAPI" in e.involved_classes)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "fragment"),
+    [
+        ("power", {"base": 10, "exponent": 5000}, "digits"),
+        ("power", {"base": 10, "exponent": 10**8}, "digits"),  # minutes of one C call, if it ran
+        ("multiply", {"a": int("9" * 4000), "b": int("9" * 4000)}, "4300 digits"),
+        ("square_root", {"number": 2, "precision": 10**7}, "precision"),
+        ("logarithm", {"value": 10, "base": 2, "precision": 10**6}, "precision"),
+    ],
+)
+def test_runaway_math_calls_come_back_as_the_tools_error(name, arguments, fragment):
+    env = BFCLMultiTurnEnv(categories="base", validate_types=False)
+    env.reset(options={"task_id": MATH_TASK})
+    obs, _, terminated, _, info = env.step(call(name, **arguments))
+    assert "Error during execution" in obs and fragment in obs and not terminated and not info["invalid_action"]
+
+
+def test_math_tools_leave_no_process_wide_precision_changed():
+    import decimal
+
+    import mpmath
+
+    env = BFCLMultiTurnEnv(categories="base")
+    env.reset(options={"task_id": MATH_TASK})
+    before = decimal.getcontext().prec, mpmath.mp.dps
+    obs, *_ = env.step(
+        call("square_root", number=2.0, precision=50) + call("logarithm", value=10.0, base=2.0, precision=40)
+    )
+    assert "1.41421356237309504880168872420969807856967187537" in obs  # computed at 50 digits
+    assert "3.32192809488736234787031942948939017586" in obs  # and at 40, printed at 40
+    assert (decimal.getcontext().prec, mpmath.mp.dps) == before

@@ -1,5 +1,7 @@
 """The TextEnv/ToolEnv contract: budgets, info, and bad actions as observations."""
 
+import json
+
 import gymnasium
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -181,3 +183,57 @@ def test_fuzzed_actions_never_raise(action):
     obs, _, _, _, info = env.step(action)
     assert isinstance(obs, str) and obs
     assert info["turn"] == 1
+
+
+# Inputs that once crashed or stalled an env: numbers past Python's int-string limit,
+# nesting past the recursion limit, and arguments that make a math tool run away.
+huge_number = st.integers(1, 6000).map(lambda n: "9" * n)
+deep = st.integers(1, 20_000).map(lambda n: "[" * n + "]" * n)
+runaway_call = st.sampled_from(["power", "multiply", "square_root", "logarithm"]).flatmap(
+    lambda name: st.fixed_dictionaries(
+        {
+            "name": st.just(name),
+            "arguments": st.dictionaries(
+                st.sampled_from(["base", "exponent", "a", "b", "number", "value", "precision"]),
+                st.integers(-(10**12), 10**12) | st.integers(1, 4000).map(lambda n: int("9" * n)),
+                max_size=3,
+            ),
+        }
+    )
+)
+nasty_action = st.one_of(
+    huge_number.map(lambda n: f"<answer>{n}</answer>"),
+    huge_number.map(lambda n: '<tool_call>{"name": "add", "arguments": {"amount": ' + n + "}}</tool_call>"),
+    deep.map(lambda d: '<tool_call>{"name": "add", "arguments": ' + d + "}</tool_call>"),
+    deep.map(lambda d: json.dumps({"name": "add", "arguments": d[: len(d) // 2]})).map(
+        lambda j: f"<tool_call>{j}</tool_call>"
+    ),
+    runaway_call.map(lambda c: f"<tool_call>{json.dumps(c)}</tool_call>"),
+)
+
+
+def _nasty_envs():
+    from agentgym.envs.guess_number.env import GuessNumberEnv
+    from agentgym.envs.kvsum.env import KVSumEnv
+
+    envs = [Counter(), GuessNumberEnv(), KVSumEnv(dictionary="tool")]
+    try:
+        from agentgym.envs.tools.bfcl import data
+        from agentgym.envs.tools.bfcl.env import BFCLMultiTurnEnv
+    except ImportError:
+        return envs
+    bfcl = BFCLMultiTurnEnv(categories="base", validate_types=False)
+    bfcl.math_task = next(e.id for e in data.load_category("base") if "MathAPI" in e.involved_classes)
+    return [*envs, bfcl]
+
+
+NASTY_ENVS = _nasty_envs()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(len(NASTY_ENVS))), nasty_action)
+def test_huge_numbers_deep_nesting_and_runaway_tool_arguments_are_observations(which, action):
+    env = NASTY_ENVS[which]
+    env.reset(seed=0, options={"task_id": getattr(env, "math_task", None)})
+    obs, _, _, _, info = env.step(action)
+    assert isinstance(obs, str) and obs and info["turn"] == 1

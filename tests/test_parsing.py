@@ -125,3 +125,36 @@ def test_very_long_and_deeply_nested_inputs_are_handled():
     assert parser.parse("x" * 1_000_000).error
     deep = "<tool_call>" + "[" * 100_000 + "]" * 100_000 + "</tool_call>"
     assert "invalid" in parser.parse(deep).error or "JSON object" in parser.parse(deep).error
+
+
+def test_numbers_past_pythons_int_string_limit_are_invalid_json_not_exceptions():
+    huge = "9" * 5000  # json.loads raises ValueError past sys.get_int_max_str_digits() (4,300)
+    as_object = parser.parse('<tool_call>{"name": "f", "arguments": {"n": ' + huge + "}}</tool_call>")
+    assert "a number is too long" in as_object.error
+    as_string = parser.parse(json_call({"name": "f", "arguments": '{"n": ' + huge + "}"}))
+    assert "a number is too long" in as_string.error
+
+
+def test_an_arguments_string_nested_100k_deep_is_invalid_json_not_a_recursion_error():
+    parsed = parser.parse(json_call({"name": "f", "arguments": "[" * 100_000}))
+    assert 'the "arguments" string of the tool call is not valid JSON (nested too deeply)' in parsed.error
+
+
+def json_call(obj):
+    return "<tool_call>" + json.dumps(obj) + "</tool_call>"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("42", 42), (" -7. ", -7), ("+3", 3), ("0" * 300 + "5", 5), ("9" * 100, int("9" * 100))]
+)
+def test_parse_integer_reads_whole_numbers(text, value):
+    from agentgym.parsing import parse_integer
+
+    assert parse_integer(text) == value
+
+
+@pytest.mark.parametrize(("text", "fragment"), [("fifty", "not a whole number"), ("9" * 5000, "5000 digits")])
+def test_parse_integer_says_what_is_wrong_whatever_the_size(text, fragment):
+    from agentgym.parsing import parse_integer
+
+    assert fragment in parse_integer(text)

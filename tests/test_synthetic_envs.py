@@ -163,3 +163,11 @@ def test_kvsum_episode_content_is_deterministic():
     words = list(a.episode.dictionary)
     assert len(words) == len(set(words)) == 100 and all(len(w) == 5 for w in words)
     assert all(-99 <= v <= 99 for v in a.episode.dictionary.values())
+
+
+@pytest.mark.parametrize("env_cls", [GuessNumberEnv, KVSumEnv])
+def test_a_five_thousand_digit_answer_is_an_invalid_action(env_cls):
+    env = env_cls()
+    env.reset(seed=0)
+    obs, _, terminated, _, info = env.step(f"<answer>{'9' * 5000}</answer>")
+    assert info["invalid_action"] and not terminated and "5000 digits" in obs

@@ -6,16 +6,14 @@ task on which interaction scaling shows.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from agentgym.envs.guess_number.tasks import make_tasks
 
 from agentgym.env import Outcome, Task
+from agentgym.parsing import parse_integer
 from agentgym.tool_env import ToolEnv, ToolError
 from agentgym.tools import tool
-
-_INT = re.compile(r"^\s*([-+]?\d+)\s*\.?\s*$")
 
 
 class GuessNumberEnv(ToolEnv):
@@ -84,13 +82,11 @@ class GuessNumberEnv(ToolEnv):
         return self._judge(n)
 
     def on_answer(self, answer: str) -> Outcome:
-        m = _INT.match(answer)
-        if m is None:
+        k = parse_integer(answer)
+        if isinstance(k, str):
             return Outcome(
-                f"Invalid answer {answer[:40]!r}: write a whole number, like <answer>{(self.n + 1) // 2}</answer>.",
-                invalid=True,
+                f"Invalid answer ({k}): write a whole number, like <answer>{(self.n + 1) // 2}</answer>.", invalid=True
             )
-        k = int(m.group(1))
         outcome = self._judge(k)
         if self.answer_is_final and not outcome.terminated:
             return Outcome(f"Wrong: the number was {self.target}.", terminated=True)

@@ -8,16 +8,14 @@ succeed is ln 0.5 / ln p.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from agentgym.envs.kvsum.tasks import Episode, build_episode, make_tasks
 
 from agentgym.env import Outcome, Task
+from agentgym.parsing import parse_integer
 from agentgym.tool_env import ToolEnv, ToolError
 from agentgym.tools import tool
-
-_INT = re.compile(r"^\s*([-+]?\d+)\s*\.?\s*$")
 
 
 class KVSumEnv(ToolEnv):
@@ -127,14 +125,13 @@ class KVSumEnv(ToolEnv):
         return str(value)
 
     def on_answer(self, answer: str) -> Outcome:
-        m = _INT.match(answer)
-        if m is None:
+        value = parse_integer(answer)
+        if isinstance(value, str):
             return Outcome(
-                f"Invalid answer {answer[:40]!r}: reply with the running sum as a whole number, like <answer>-12</answer>.",
+                f"Invalid answer ({value}): reply with the running sum as a whole number, like <answer>-12</answer>.",
                 invalid=True,
                 info=self._metrics(),
             )
-        value = int(m.group(1))
         ep, i = self.episode, self.step_index
         ok = value == self.sums[i]
         increment = sum(ep.dictionary[k] for k in ep.keys[i])
