@@ -111,7 +111,10 @@ class Curriculum:
             return False
 
         def mean(key: str) -> float:
-            return sum(float(m.get(key, 0.0)) for m in self.history) / len(self.history)
+            # A rate with nothing to count (every rollout aborted) is NaN, or null once it
+            # went through a checkpoint's JSON: either way no evidence, so no raise.
+            values = [m.get(key, 0.0) for m in self.history]
+            return sum(float("nan") if v is None else float(v) for v in values) / len(values)
 
         if c.success_above is not None and mean("success_rate") > c.success_above:
             return True

@@ -41,6 +41,7 @@ def register(
     entry_point: str | Callable[..., gymnasium.Env],
     *,
     description: str | None = None,
+    override: bool = False,
     **kwargs: Any,
 ) -> str:
     """Register an environment so that `gymnasium.make("agentgym/<id>")` builds it.
@@ -49,6 +50,10 @@ def register(
         id: the env id, e.g. "KVSum-v0" (the `agentgym/` namespace is added).
         entry_point: the env class, or "module.path:ClassName" (imported only when made).
         description: one line for `agentgym envs`; default: the class docstring's first line.
+        override: replace an env registered under this id by another entry point (without
+            it that is an error: a plugin would silently shadow a built-in). Registering
+            the same entry point and arguments again (a reloaded plugin, a re-run script)
+            is always allowed.
         **kwargs: default constructor arguments (callers of `make` can override them).
 
     Returns:
@@ -57,12 +62,27 @@ def register(
     env_id = full_id(id)
     if not env_id.startswith(f"{NAMESPACE}/"):
         raise ValueError(f"agentgym env ids live in the {NAMESPACE!r} namespace, got {id!r}")
-    if env_id in gymnasium.registry:
-        del gymnasium.registry[env_id]  # re-registering (e.g. a reloaded plugin) replaces it
+    old = gymnasium.registry.get(env_id)
+    if old is not None:
+        same = _entry_name(old.entry_point) == _entry_name(entry_point) and dict(old.kwargs) == kwargs
+        if not (same or override):
+            raise ValueError(
+                f"{env_id} is already registered ({_entry_name(old.entry_point)}); registering "
+                f"{_entry_name(entry_point)} under the same id would replace it: choose another id, "
+                "or pass override=True to replace it on purpose"
+            )
+        del gymnasium.registry[env_id]
     gymnasium.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
     if description:
         _descriptions[env_id] = description
     return env_id
+
+
+def _entry_name(entry_point: Any) -> str:
+    """ "module:QualName" of an entry point (a class or function, or such a string)."""
+    if isinstance(entry_point, str):
+        return entry_point
+    return f"{getattr(entry_point, '__module__', '?')}:{getattr(entry_point, '__qualname__', repr(entry_point))}"
 
 
 def load_plugins() -> None:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from agentgym import jsonio
+
 __all__ = [
     "END_REASONS",
     "SCHEMA_VERSION",
@@ -249,14 +251,14 @@ def save_trajectories(trajectories: list[Trajectory], path: str | Path) -> Path:
     if path.suffix == ".jsonl":
         with open(path, "w") as fh:
             for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.write(jsonio.dumps(row, ensure_ascii=False) + "\n")
     elif path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         # Nested free-form dicts become JSON strings: Parquet needs one schema for all rows.
         for row in rows:
-            row["info"] = json.dumps(row["info"], ensure_ascii=False)
+            row["info"] = jsonio.dumps(row["info"], ensure_ascii=False)
             row["messages"] = json.dumps(row["messages"], ensure_ascii=False)
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:

@@ -280,3 +280,38 @@ def test_one_rate_function_serves_rollout_metrics_training_logs_and_evaluation()
     assert evaluation["success"] == pytest.approx(1 / 3) and evaluation["cap_hit_rate"] == pytest.approx(1 / 3)
     assert evaluation["failure_rate"] == pytest.approx(1 / 3) and evaluation["aborted"] == 2
     assert evaluation["success_aborted_as_failure"] == pytest.approx(1 / 5)
+
+
+def _strict(text):
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_an_evaluation_whose_episodes_all_aborted_keeps_its_trajectories_and_writes_strict_json(
+    smol_tokenizer, tmp_path
+):
+    env_id = agentgym.register("Fragile-test-v0", Fragile)
+    c = cfg(tmp_path, f"env.id={env_id}", "env.num_tasks=4", "samples_per_task=1", "horizons=[1,2]")
+    result = evaluate(c, ScriptedPolicy(smol_tokenizer, lambda msgs: "9" * 100))
+    assert result.rows[0]["aborted"] == 4
+    assert len((tmp_path / "trajectories.jsonl").read_text().splitlines()) == 4  # what explains the failure
+    summary = _strict((tmp_path / "results.json").read_text())
+    assert summary["horizons"][0]["success"] is None and summary["horizons"][0]["mean_turns_success"] is None
+    _strict((tmp_path / "metrics.json").read_text())
+
+
+def test_a_plot_that_cannot_be_drawn_is_a_warning_after_the_data_is_written(
+    smol_tokenizer, tmp_path, monkeypatch, capsys
+):
+    module = sys.modules["agentgym.eval.evaluate"]  # the module (the package exports the function by its name)
+
+    def broken(*args, **kwargs):
+        raise ValueError("Data cannot be log-scaled")
+
+    monkeypatch.setattr(module, "plot_curves", broken)
+    evaluate(cfg(tmp_path, "env.num_tasks=2", "horizons=[1,2]"), ScriptedPolicy(smol_tokenizer, bisect))
+    err = capsys.readouterr().err
+    assert "could not draw" in err and "Data cannot be log-scaled" in err
+    assert (tmp_path / "results.json").exists() and (tmp_path / "trajectories.jsonl").exists()

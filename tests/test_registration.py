@@ -132,3 +132,16 @@ def test_a_broken_plugin_warns_and_the_others_still_load(tmp_path):
     assert "agentgym/" in out.stdout.splitlines()[0]
     assert "not_a_module_anywhere" in out.stdout.splitlines()[1]
     assert "could not load environments from plugin 'broken'" in out.stderr
+
+
+def test_registering_another_env_under_an_existing_id_is_an_error_unless_asked_for():
+    spec = gymnasium.spec("agentgym/GuessNumber-v0")
+    with pytest.raises(ValueError, match=r"agentgym/GuessNumber-v0 is already registered.*override=True"):
+        agentgym.register("GuessNumber-v0", "my_plugin.env:Impostor")
+    assert gymnasium.spec("agentgym/GuessNumber-v0").entry_point == spec.entry_point  # the built-in is kept
+    agentgym.register("GuessNumber-v0", spec.entry_point, **spec.kwargs)  # the same env again: allowed
+    try:
+        agentgym.register("GuessNumber-v0", "my_plugin.env:Impostor", override=True)
+        assert gymnasium.spec("agentgym/GuessNumber-v0").entry_point == "my_plugin.env:Impostor"
+    finally:
+        agentgym.register("GuessNumber-v0", spec.entry_point, override=True, **spec.kwargs)

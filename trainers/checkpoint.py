@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentgym import jsonio
+
 __all__ = ["latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
@@ -71,7 +73,7 @@ def save_checkpoint(
     torch.save({k: m.state_dict() for k, m in modules.items()}, tmp / "modules.pt")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
     torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1))
+    (tmp / "state.json").write_text(jsonio.dumps({"step": step, **state}, indent=1))
     for name, src in (links or {}).items():
         try:
             os.link(src, tmp / name)

@@ -35,6 +35,7 @@ from agentgym.trainers.distributed import Dist
 from agentgym.trainers.reference import Reference
 from tqdm import tqdm
 
+from agentgym import jsonio
 from agentgym.config import ConfigError, EnvConfig, EvalConfig, SamplingConfig, to_dict
 from agentgym.curriculum import Curriculum
 from agentgym.policy.base import SamplingParams
@@ -80,7 +81,7 @@ class MetricsLogger:
         if not self.enabled:
             return
         with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(jsonio.dumps(record) + "\n")
         scalars = {k: v for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         if self.tb is not None:
             for k, v in scalars.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any
 import gymnasium
 import torch
 
+from agentgym import jsonio
 from agentgym.config import EvalConfig, to_dict
 from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
 from agentgym.eval.plots import plot_curves
@@ -147,17 +148,25 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | 
 
 
 def write_results(summary: dict[str, Any], trajectories: list[Trajectory] | None, out: Path) -> Path:
+    """Write the data (results.json, results.csv, trajectories.jsonl, metrics.json), then
+    the plot: a plot that cannot be drawn is a warning, never a loss of the data."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "results.json").write_text(jsonio.dumps(summary, indent=2, default=str))
     rows = summary["horizons"]
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "results.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-    plot_curves([summary], out / "success_vs_turns.png")
     if trajectories is not None:
         save_trajectories(trajectories, out / "trajectories.jsonl")
     if "rollout" in summary:
-        (out / "metrics.json").write_text(json.dumps(summary["rollout"], indent=2))
+        (out / "metrics.json").write_text(jsonio.dumps(summary["rollout"], indent=2))
+    try:
+        plot_curves([summary], out / "success_vs_turns.png")
+    except Exception as exc:  # the data is written; the picture is a convenience
+        print(
+            f"agentgym: warning: could not draw {out / 'success_vs_turns.png'}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
     return out

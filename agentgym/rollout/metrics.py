@@ -9,7 +9,6 @@ summaries, compression); `write_rollout` saves it as metrics.json beside traject
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from agentgym import jsonio
 from agentgym.trajectory import Trajectory, outcome_at, save_trajectories
 
 __all__ = ["ABORTED_WARNING_SHARE", "RolloutStats", "episode_rates", "rollout_metrics", "warn_aborted", "write_rollout"]
@@ -141,5 +141,5 @@ def write_rollout(output_dir: str | Path, trajectories: Sequence[Trajectory], me
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_trajectories(list(trajectories), out / "trajectories.jsonl")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2))
     return out
