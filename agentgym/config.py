@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from agentgym.errors import UserError
+
 __all__ = [
     "ConfigError",
     "EnvConfig",
@@ -37,7 +39,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value or key that is wrong; the message names the key."""
 
 

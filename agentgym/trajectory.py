@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal
-
-from agentgym import jsonio
 
 __all__ = [
     "END_REASONS",
@@ -26,6 +23,7 @@ __all__ = [
     "Segment",
     "Span",
     "Trajectory",
+    "TrajectoryFileError",
     "legacy_spans",
     "load_trajectories",
     "outcome_at",
@@ -165,17 +163,22 @@ class Trajectory:
         data = dict(data)
         segments = []
         for s in data.get("segments", []):
-            s = dict(s)
-            s["spans"] = [Span(**span) for span in s.get("spans") or []]
+            s = _known(Segment, s)
+            s["spans"] = [Span(**_known(Span, span)) for span in s.get("spans") or []]
             segments.append(Segment(**s))
         data["segments"] = segments
         version = int(data.get("schema_version") or 1)
-        known = {f.name for f in fields(cls)}
-        traj = cls(**{k: v for k, v in data.items() if k in known})
+        traj = cls(**_known(cls, data))
         if version < 2:
             legacy_spans(traj)
             traj.schema_version = SCHEMA_VERSION
         return traj
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of `cls` (a newer file may have more)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def legacy_spans(traj: Trajectory) -> None:
@@ -243,41 +246,5 @@ def json_safe(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def save_trajectories(trajectories: list[Trajectory], path: str | Path) -> Path:
-    """Write to `.jsonl` or `.parquet` (by suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [t.to_dict() for t in trajectories]
-    if path.suffix == ".jsonl":
-        with open(path, "w") as fh:
-            for row in rows:
-                fh.write(jsonio.dumps(row, ensure_ascii=False) + "\n")
-    elif path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        # Nested free-form dicts become JSON strings: Parquet needs one schema for all rows.
-        for row in rows:
-            row["info"] = jsonio.dumps(row["info"], ensure_ascii=False)
-            row["messages"] = json.dumps(row["messages"], ensure_ascii=False)
-        pq.write_table(pa.Table.from_pylist(rows), path)
-    else:
-        raise ValueError(f"unknown trajectory file type {path.suffix!r}: use .jsonl or .parquet")
-    return path
-
-
-def load_trajectories(path: str | Path) -> list[Trajectory]:
-    """Read trajectories written by `save_trajectories`."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        with open(path) as fh:
-            return [Trajectory.from_dict(json.loads(line)) for line in fh if line.strip()]
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
-        for row in rows:
-            row["info"] = json.loads(row["info"])
-            row["messages"] = json.loads(row["messages"])
-        return [Trajectory.from_dict(r) for r in rows]
-    raise ValueError(f"unknown trajectory file type {path.suffix!r}: use .jsonl or .parquet")
+# Files (JSONL, Parquet) live in their own module; importable from here as before.
+from agentgym.trajectory_files import TrajectoryFileError, load_trajectories, save_trajectories  # noqa: E402

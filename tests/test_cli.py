@@ -69,3 +69,44 @@ def test_play_guess_number_to_the_end_by_bisection():
 def test_play_quits_cleanly_on_end_of_input():
     out = subprocess.run([*AGENTGYM, "play", "KVSum-v0"], input="", capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "Dictionary:" in out.stdout and "bye" in out.stdout
+
+
+def one_line_error(capsys, args, *, debug_raises=None):
+    """Run `agentgym ARGS` in-process: exit 2 and one stderr line, no traceback."""
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
+    if debug_raises is not None:
+        with pytest.raises(debug_raises):
+            main(["--debug", *args])
+    return err
+
+
+def test_a_damaged_warm_start_file_is_one_line_naming_the_file_and_line(tmp_path, capsys):
+    from agentgym.trajectory import TrajectoryFileError
+
+    demos = tmp_path / "demos.jsonl"
+    demos.write_text('{"env_id": "e", "task_id": "t", "turns": "three"}\n')
+    args = [
+        "train",
+        "policy.model=tiny-random",
+        "env.id=agentgym/GuessNumber-16-v0",
+        "warm_start.enabled=true",
+        "warm_start.source=file",
+        f"warm_start.path={demos}",
+        "steps=1",
+        "eval.at_start=false",
+        "eval.at_end=false",
+        "tensorboard=false",
+        "progress=false",
+        f"output_dir={tmp_path / 'run'}",
+    ]
+    err = one_line_error(capsys, args, debug_raises=TrajectoryFileError)
+    assert f"{demos}:1: turns must be an integer" in err
+
+
+def test_compare_with_an_unreadable_results_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text('{"horizons": [')
+    err = one_line_error(capsys, ["eval", "--compare", str(tmp_path / "a"), "--output", str(tmp_path / "c.png")])
+    assert "results.json cannot be read" in err

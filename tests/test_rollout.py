@@ -1,5 +1,7 @@
 """Multi-turn rollouts: token-exact trajectories, loss masks, end reasons, batching."""
 
+import re
+
 import gymnasium
 import pytest
 from agentgym.envs.guess_number.oracle import BisectionOracle
@@ -242,3 +244,47 @@ def test_spans_round_trip_and_schema_1_files_get_them_from_the_loss_mask(smol_to
             del seg["spans"]
     legacy.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert load_trajectories(legacy) == trajs
+
+
+@pytest.fixture
+def saved(smol_tokenizer, tmp_path):
+    trajs, _ = run(smol_tokenizer, n=6)
+    return trajs, save_trajectories(trajs, tmp_path / "t.jsonl")
+
+
+def _damage(path, number, text):
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[number - 1] = text
+    path.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda line: line[: len(line) // 2] + b"\n", "invalid JSON"),  # cut short
+        (lambda line: b"\xff\xfe garbage\n", "not UTF-8"),
+        (lambda line: b"[1, 2, 3]\n", "must be a JSON object"),
+        (lambda line: re.sub(rb'"turns": \d+', b'"turns": "three"', line), "turns must be an integer"),
+    ],
+    ids=["cut", "garbage", "not-an-object", "wrong-type"],
+)
+def test_a_damaged_line_is_an_error_naming_the_file_and_line_or_is_skipped_when_asked(saved, capsys, damage, message):
+    from agentgym.trajectory import TrajectoryFileError
+
+    trajs, path = saved
+    line = path.read_bytes().splitlines(keepends=True)[4]
+    _damage(path, 5, damage(line))
+    with pytest.raises(TrajectoryFileError, match=rf"{path}:5: .*{message}"):
+        load_trajectories(path)
+    kept = load_trajectories(path, skip_bad=True)
+    assert kept == trajs[:4] + trajs[5:]
+    assert f"{path}: skipped 1 damaged line(s) of 6; first: line 5" in capsys.readouterr().err
+
+
+def test_a_cut_last_line_says_the_file_ends_there(saved):
+    from agentgym.trajectory import TrajectoryFileError
+
+    _, path = saved
+    path.write_bytes(path.read_bytes()[:-500])
+    with pytest.raises(TrajectoryFileError, match=r":6: invalid JSON.*cut short"):
+        load_trajectories(path)

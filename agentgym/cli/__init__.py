@@ -7,10 +7,12 @@ agentgym play ENV_ID               play an episode in the terminal
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from agentgym.cli import envs, eval, play, train
+from agentgym.errors import UserError
 
 __all__ = ["build_parser", "main"]
 
@@ -23,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="agentgym",
         description="Environments, rollouts and trainers for interaction scaling of LLM agents.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also: AGENTGYM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         p = module.add_parser(sub)
@@ -37,12 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
-    from agentgym.policy.models import ModelNotFoundError
-
     try:
         return run(args)
-    except ModelNotFoundError as exc:  # a model or tokenizer name that does not load: say which, and how
-        print(f"error: {exc}", file=sys.stderr)
+    except UserError as exc:  # a key, a model, a file, a folder: one line that says what to do
+        if args.debug or os.environ.get("AGENTGYM_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -84,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
                     f"error: {path} does not exist (run agentgym eval with output_dir={folder} first)", file=sys.stderr
                 )
                 return 2
-            results.append(json.loads(path.read_text()))
+            try:
+                results.append(json.loads(path.read_text()))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                print(f"error: {path} cannot be read as results ({exc}); rerun agentgym eval there", file=sys.stderr)
+                return 2
         out = plot_curves(results, args.output, title="Success vs interaction turns")
         for res in results:
             _print_table(res)

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentgym.errors import UserError
+
 __all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "load_model", "load_tokenizer", "resolve_model"]
 
 DEFAULT_MODEL = "smollm2-135m"
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(UserError, RuntimeError):
     """A model name that is neither embedded, a local folder, nor loadable from the hub cache."""
 
 
