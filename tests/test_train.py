@@ -193,3 +193,41 @@ def test_training_refuses_settings_that_make_rollouts_off_policy_or_an_oracle_it
         load_train_config(None, ["sampling.temperature=0"])
     with pytest.raises(ConfigError, match=r"warm_start\.source=oracle needs warm_start\.oracle"):
         load_train_config(None, ["warm_start.enabled=true"])
+
+
+DAMAGES = {
+    "empty-optim": lambda ckpt: (ckpt / "optim.pt").write_bytes(b""),
+    "half-model": lambda ckpt: (ckpt / "model.pt").write_bytes((ckpt / "model.pt").read_bytes()[:1000]),
+    "cut-state": lambda ckpt: (ckpt / "state.json").write_text((ckpt / "state.json").read_text()[:20]),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_resume_skips_a_damaged_latest_checkpoint_for_the_newest_intact_one(tmp_path, capsys, damage):
+    settings = ["steps=4", "checkpoint_every=1", "keep_checkpoints=3"]
+    build_trainer(tiny_config(tmp_path / "a", *settings)).train()
+    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=3)
+    DAMAGES[damage](tmp_path / "b" / "checkpoints" / "step-000003")
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 3, "reward_me')  # the interruption cut the log's last line too
+    build_trainer(tiny_config(tmp_path / "b", *settings, "resume=true")).train()
+    err = capsys.readouterr().err
+    assert "skipping a damaged checkpoint" in err and "step-000003" in err and "resuming from" in err
+    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+
+
+def test_a_damaged_checkpoint_changes_nothing_before_it_fails(tmp_path):
+    import torch
+    from agentgym.trainers.checkpoint import CheckpointError, load_checkpoint
+
+    trainer = build_trainer(tiny_config(tmp_path, "steps=1"))
+    trainer.train()
+    ckpt = tmp_path / "checkpoints" / "step-000001"
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(1.0)  # different from the checkpoint's weights
+    before = {n: p.clone() for n, p in trainer.model.state_dict().items()}
+    (ckpt / "optim.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"step-000001: optim\.pt cannot be read"):
+        load_checkpoint(ckpt, trainer.model, trainer.modules, trainer.optimizer, trainer.scheduler)
+    assert all(torch.equal(before[n], p) for n, p in trainer.model.state_dict().items())

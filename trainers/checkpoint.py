@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,19 @@ import numpy as np
 import torch
 
 from agentgym import jsonio
+from agentgym.errors import UserError
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "apply_checkpoint",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "newest_intact_checkpoint",
+    "read_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 
 def rng_state() -> dict[str, Any]:
@@ -92,25 +104,96 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+class CheckpointError(UserError):
+    """A checkpoint that cannot be restored (a damaged or missing file); names it."""
+
+
+#: The files of a checkpoint, and how each is read.
+_FILES = {
+    "model.pt": True,  # weights_only
+    "modules.pt": True,
+    "optim.pt": False,
+    "rng.pt": False,
+}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Every file of a checkpoint, read into memory and checked, before anything is applied:
+    a `CheckpointError` naming the first damaged or missing file."""
+    path = Path(path)
+    out: dict[str, Any] = {}
+    for name, weights_only in _FILES.items():
+        try:
+            out[name] = torch.load(path / name, weights_only=weights_only, map_location="cpu")
+        except Exception as exc:  # empty, cut short, not a torch file, missing
+            raise CheckpointError(f"checkpoint {path}: {name} cannot be read ({type(exc).__name__}: {exc})") from exc
+    try:
+        out["state"] = json.loads((path / "state.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: state.json cannot be read ({exc})") from exc
+    optim = out["optim.pt"]
+    if not (isinstance(optim, dict) and {"optimizer", "scheduler"} <= set(optim)):
+        raise CheckpointError(f"checkpoint {path}: optim.pt holds no optimizer and scheduler state")
+    if not isinstance(out["state"], dict) or not isinstance(out["state"].get("step"), int):
+        raise CheckpointError(f"checkpoint {path}: state.json has no step")
+    if (path / "reference.pt").exists():
+        try:
+            out["reference.pt"] = torch.load(path / "reference.pt", weights_only=True, map_location="cpu")
+        except Exception as exc:
+            raise CheckpointError(
+                f"checkpoint {path}: reference.pt cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
+    return out
+
+
+def apply_checkpoint(
+    ckpt: dict[str, Any], path: Path, model: Any, modules: dict[str, torch.nn.Module], optimizer: Any, scheduler: Any
+) -> dict[str, Any]:
+    """Restore what `read_checkpoint` read (RNG states included); returns its state dict.
+
+    Tensors were read onto the CPU and are copied to where the model lives: saved from
+    cuda:0, they would otherwise land on cuda:0 in every data-parallel rank that resumes.
+    """
+    weights = ckpt["model.pt"]
+    own = model.state_dict()
+    unexpected = [k for k in weights if k not in own]
+    if unexpected:  # checked before anything changes
+        raise CheckpointError(f"checkpoint {path} holds weights the model lacks: {unexpected[:5]} (another model?)")
+    # Not strict: a LoRA checkpoint holds only the adapter; the frozen base comes from its name.
+    model.load_state_dict(weights, strict=False)
+    for name, module in modules.items():
+        module.load_state_dict(ckpt["modules.pt"][name])
+    optimizer.load_state_dict(ckpt["optim.pt"]["optimizer"])
+    scheduler.load_state_dict(ckpt["optim.pt"]["scheduler"])
+    set_rng_state(ckpt["rng.pt"])
+    return ckpt["state"]
+
+
 def load_checkpoint(
     path: str | Path, model: Any, modules: dict[str, torch.nn.Module], optimizer: Any, scheduler: Any
 ) -> dict[str, Any]:
-    """Restore everything `save_checkpoint` wrote (RNG states included); returns its state dict.
-
-    Tensors are read onto the CPU and copied to where the model lives: saved from cuda:0,
-    they would otherwise land on cuda:0 in every data-parallel rank that resumes.
-    """
+    """Read every file of checkpoint `path`, then restore them (nothing changes when a file
+    is damaged: `CheckpointError`); returns its state dict."""
     path = Path(path)
-    weights = torch.load(path / "model.pt", weights_only=True, map_location="cpu")
-    # Not strict: a LoRA checkpoint holds only the adapter; the frozen base comes from its name.
-    _, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected:
-        raise RuntimeError(f"checkpoint {path} holds weights the model lacks: {unexpected[:5]} (another model?)")
-    extra = torch.load(path / "modules.pt", weights_only=True, map_location="cpu")
-    for name, module in modules.items():
-        module.load_state_dict(extra[name])
-    optim = torch.load(path / "optim.pt", weights_only=False, map_location="cpu")
-    optimizer.load_state_dict(optim["optimizer"])
-    scheduler.load_state_dict(optim["scheduler"])
-    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-    return json.loads((path / "state.json").read_text())
+    return apply_checkpoint(read_checkpoint(path), path, model, modules, optimizer, scheduler)
+
+
+def newest_intact_checkpoint(root: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in `root` whose files all read, with them; each newer one that
+    is damaged is skipped with a warning naming it. None when there is no checkpoint;
+    `CheckpointError` when there are some and none is intact."""
+    candidates = sorted((p for p in Path(root).glob("step-*") if p.is_dir()), reverse=True)
+    damaged = []
+    for path in candidates:
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as exc:
+            damaged.append(str(exc))
+            print(f"agentgym: warning: skipping a damaged checkpoint: {exc}", file=sys.stderr, flush=True)
+            continue
+        if damaged:
+            print(f"agentgym: warning: resuming from the newest intact checkpoint, {path}", file=sys.stderr, flush=True)
+        return path, ckpt
+    if damaged:
+        raise CheckpointError(f"no intact checkpoint in {root}: {'; '.join(damaged)}")
+    return None

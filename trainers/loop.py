@@ -29,7 +29,13 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from agentgym.trainers.checkpoint import (
+    apply_checkpoint,
+    newest_intact_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from agentgym.trainers.common import Row, build_optimizer, build_trainable_model, clip_and_step
 from agentgym.trainers.distributed import Dist
 from agentgym.trainers.reference import Reference
@@ -94,8 +100,14 @@ class MetricsLogger:
         """Drop records of steps >= `step` (written after the checkpoint a run resumes from)."""
         if not self.enabled or not self.path.exists():
             return
-        lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-        kept = [ln for ln in lines if json.loads(ln).get("step", -1) < step]
+        kept = []
+        for ln in self.path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(ln)
+            except json.JSONDecodeError:  # a line cut by the interruption: the resumed run rewrites it
+                continue
+            if isinstance(record, dict) and record.get("step", -1) < step:
+                kept.append(ln)
         self.path.write_text("".join(ln + "\n" for ln in kept))
 
     def close(self) -> None:
@@ -372,15 +384,16 @@ class Trainer(ABC):
         )
 
     def resume(self) -> bool:
-        path = latest_checkpoint(self.out / "checkpoints")
-        if path is None:
+        found = newest_intact_checkpoint(self.out / "checkpoints")  # damaged newer ones are skipped, warned
+        if found is None:
             print(f"resume=true: no checkpoint in {self.out / 'checkpoints'}; starting from step 0", file=sys.stderr)
             return False
         # Every rank loads the same checkpoint, RNG states included: rank 0's serve all of
         # them, as each step's sampling noise is reseeded from (seed, step, rank) in `collect`.
-        state = load_checkpoint(path, self.model, self.modules, self.optimizer, self.scheduler)
-        if self.reference is not None and (path / "reference.pt").exists():
-            self.reference.load(path / "reference.pt")  # captured after the warm start
+        path, ckpt = found
+        state = apply_checkpoint(ckpt, path, self.model, self.modules, self.optimizer, self.scheduler)
+        if self.reference is not None and "reference.pt" in ckpt:
+            self.reference.load_state_dict(ckpt["reference.pt"])  # captured after the warm start
         self.step = state["step"]
         self.curriculum.load_state_dict(state["curriculum"])
         self.last_metrics = state["last_metrics"]

@@ -91,9 +91,8 @@ class Reference:
         tmp.replace(path)
         return path
 
-    def load(self, path: str | Path) -> None:
-        """Restore a reference written by `save`."""
-        state = torch.load(path, weights_only=True, map_location="cpu")
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore a reference from its `state_dict` (a checkpoint's reference.pt)."""
         if self.lora:
             self.adapter = {n: t.to(self.adapter[n].device) for n, t in state.items()}
         else:
