@@ -27,6 +27,7 @@ import agentgym
 from agentgym import Outcome, Task, TextEnv
 from agentgym.policy import SamplingParams, ScriptedPolicy, load_tokenizer
 from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, RolloutStats, env_maker
+from agentgym.rollout.workers import init_ray
 
 
 class Sleep200(TextEnv):
@@ -135,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     tokenizer = load_tokenizer("smollm2-135m")
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    init_ray(num_cpus=os.cpu_count(), log_to_driver=False)  # 127.0.0.1 only
     try:
         print(f"Ray {ray.__version__}, {os.cpu_count()} CPU cores")
         scaling(tokenizer, args.quick)

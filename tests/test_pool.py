@@ -23,6 +23,7 @@ from agentgym.rollout import (
     rollout_metrics,
     write_rollout,
 )
+from agentgym.rollout.workers import init_ray
 from tests.test_context import KV, KV_KWARGS, kv_agent
 from tests.test_rollout import ENV as GUESS
 from tests.test_rollout import bisect
@@ -32,7 +33,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(num_cpus=2, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -199,3 +200,20 @@ def test_agentgym_eval_runs_on_the_ray_pool_with_the_same_results(ray_session, s
     )
     assert json.dumps(remote.rows) == json.dumps(local.rows)  # NaN-safe comparison
     assert [t.to_dict() for t in remote.trajectories] == [t.to_dict() for t in local.trajectories]
+
+
+def test_a_local_ray_listens_on_loopback_only(ray_session, smol_tokenizer):
+    """Every server of the local Ray (GCS, raylet, agents, the env actors) binds 127.0.0.1:
+    Ray's default is the machine's address on all interfaces."""
+    import psutil
+
+    with RolloutPool(env_maker(GUESS), GUESS, backend="ray", num_workers=2) as pool:
+        pool.run(ScriptedPolicy(smol_tokenizer, bisect), [EpisodeSpec("guess16-test-0000", 4)], SamplingParams(16))
+        listening = set()
+        for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+            try:
+                listening |= {(proc.name(), c.laddr.ip) for c in proc.net_connections("inet") if c.status == "LISTEN"}
+            except psutil.Error:
+                continue
+    assert {"gcs_server", "raylet"} <= {name for name, _ in listening}
+    assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, sorted(listening)

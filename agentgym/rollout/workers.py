@@ -113,6 +113,47 @@ class _Done:
         self.value = value
 
 
+#: Ray's switch for clusters across machines (off on macOS and Windows, where Ray then
+#: keeps every server on the loopback address); off is how a local Ray stays on it here too.
+_RAY_CLUSTER_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def init_ray(address: str | None = None, **kwargs: Any) -> None:
+    """`ray.init` as agentgym starts Ray: with `address`, connect to that cluster; without,
+    start a local Ray whose every server (GCS, raylet, workers, agents) listens on
+    127.0.0.1 only. Ray's own default replaces 127.0.0.1 by the machine's network address
+    and listens on all interfaces: an unauthenticated cluster open to the network.
+
+    Args:
+        address: a cluster to join (e.g. "auto", "10.0.0.5:6379"); None: a local Ray.
+        **kwargs: more `ray.init` arguments (the dashboard is off unless asked for).
+    """
+    import ray
+
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("log_to_driver", True)
+    if address is not None:
+        ray.init(address=address, **kwargs)
+        return
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # a Ray without that module: the variable alone
+        ray_constants = None
+    saved_var, saved_flag = os.environ.get(_RAY_CLUSTER_VAR), getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_RAY_CLUSTER_VAR] = "0"  # for the processes Ray starts
+    if saved_flag is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False  # this process read it when it imported Ray
+    try:
+        ray.init(_node_ip_address="127.0.0.1", **kwargs)
+    finally:
+        if saved_var is None:
+            os.environ.pop(_RAY_CLUSTER_VAR, None)
+        else:
+            os.environ[_RAY_CLUSTER_VAR] = saved_var
+        if saved_flag is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+
+
 class LocalWorkers:
     """One in-process `EnvHost`; calls run immediately in the caller's thread."""
 
@@ -149,7 +190,8 @@ class RayWorkers:
         num_workers: actors.
         slots_per_worker: envs per actor.
         address: an existing cluster (`ray.init(address=...)`); None starts a local Ray
-            with this machine's cores (unless Ray is already initialised in this process).
+            with this machine's cores, listening on 127.0.0.1 only (`init_ray`), unless Ray
+            is already initialised in this process.
         actor_options: extra `ray.remote` options of the actors.
     """
 
@@ -166,10 +208,7 @@ class RayWorkers:
         self.ray = ray
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-            if address is None:
-                kwargs["num_cpus"] = os.cpu_count()
-            ray.init(address=address, **kwargs)
+            init_ray(address, **({"num_cpus": os.cpu_count()} if address is None else {}))
         # Env steps wait on I/O (browsers, servers) far more than they compute, so actors
         # reserve no CPU: 8 of them on a 2-core machine is the point of the pool.
         options = {"num_cpus": 0, "max_restarts": 0, "max_concurrency": 1, **(actor_options or {})}
