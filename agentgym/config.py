@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import types
@@ -300,31 +301,50 @@ def load_config(path: str | Path | None, cls: type[T], overrides: list[str] | No
             raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    file_data = copy.deepcopy(data)
     apply_overrides(data, overrides or [])
     try:
         return from_dict(cls, data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+        raise ConfigError(_where(exc, path, file_data, cls, overrides or [])) from None
+
+
+def _where(exc: ConfigError, path: Path | None, file_data: dict[str, Any], cls: type, overrides: list[str]) -> str:
+    """The error's message, attributed to what caused it: the file when the file alone is
+    wrong in the same way, else the override(s) (the file alone is valid)."""
+    if not overrides:
+        return f"{path}: {exc}" if path else str(exc)
+    try:
+        from_dict(cls, file_data)
+    except ConfigError as alone:
+        if path and str(alone) == str(exc):
+            return f"{path}: {exc}"
+    else:
+        named = [o for o in overrides if o.partition("=")[0].strip() in str(exc)]
+        return f"override {' '.join(named or overrides)!r}: {exc}"
+    return f"{path}: {exc}" if path else str(exc)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def config_help(cls: type, prefix: str = "") -> list[str]:
-    """One line per key: `key (type, default): help`."""
+def config_help(cls: type, prefix: str = "", defaults: Any = None) -> list[str]:
+    """One line per key: `key (type, default): help`. A section's defaults are those its
+    parent gives it (TrainConfig's env defaults to split "train", EvalConfig's to "test")."""
     lines = []
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         tp = hints[f.name]
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        elif f.default is not MISSING:
+            default = f.default
+        else:
+            default = f.default_factory() if f.default_factory is not MISSING else "required"
         if is_dataclass(tp):
             lines.append(f"{prefix}{f.name}: {f.metadata.get('help', '')}")
-            lines.extend(config_help(tp, prefix=f"{prefix}{f.name}."))
+            lines.extend(config_help(tp, prefix=f"{prefix}{f.name}.", defaults=default))
             continue
-        default = (
-            f.default
-            if f.default is not MISSING
-            else (f.default_factory() if f.default_factory is not MISSING else "required")
-        )
         lines.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
     return lines

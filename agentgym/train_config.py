@@ -172,7 +172,10 @@ class TrainConfig:
     output_dir: str = help_field("runs/train", "checkpoints, metrics.jsonl, TensorBoard logs, the final model")
     checkpoint_every: int = help_field(10, "save a checkpoint every N steps (0 = only at the end)")
     keep_checkpoints: int = help_field(2, "most recent checkpoints kept")
-    resume: bool = help_field(False, "continue from the latest checkpoint in output_dir")
+    resume: bool = help_field(False, "continue from the latest intact checkpoint in output_dir")
+    overwrite: bool = help_field(
+        False, "replace the run already in output_dir (deletes its metrics, checkpoints and evaluations)"
+    )
     tensorboard: bool = help_field(True, "write TensorBoard events to output_dir/tb")
     wandb_project: str | None = help_field(None, "log to this W&B project (needs wandb)")
     progress: bool = help_field(True, "show a progress bar")
@@ -192,6 +195,8 @@ class TrainConfig:
             raise ConfigError("optim.micro_batch, optim.ppo_epochs and optim.minibatches must be >= 1")
         if self.grpo.step_weight < 0 or not 0.0 < self.grpo.step_gamma <= 1.0:
             raise ConfigError("grpo.step_weight must be >= 0 and grpo.step_gamma in (0, 1]")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume=true continues the run in output_dir and overwrite=true deletes it: choose one")
         ws = self.warm_start
         if ws.enabled and ws.source == "file" and not ws.path:
             raise ConfigError("warm_start.source=file needs warm_start.path")

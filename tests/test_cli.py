@@ -100,6 +100,7 @@ def test_a_damaged_warm_start_file_is_one_line_naming_the_file_and_line(tmp_path
         "tensorboard=false",
         "progress=false",
         f"output_dir={tmp_path / 'run'}",
+        "overwrite=true",  # the --debug run starts again in the same folder
     ]
     err = one_line_error(capsys, args, debug_raises=TrajectoryFileError)
     assert f"{demos}:1: turns must be an integer" in err
@@ -110,3 +111,77 @@ def test_compare_with_an_unreadable_results_file_is_one_line(tmp_path, capsys):
     (tmp_path / "a" / "results.json").write_text('{"horizons": [')
     err = one_line_error(capsys, ["eval", "--compare", str(tmp_path / "a"), "--output", str(tmp_path / "c.png")])
     assert "results.json cannot be read" in err
+
+
+TINY_TRAIN = [
+    "policy.model=tiny-random",
+    "steps=1",
+    "eval.at_start=false",
+    "eval.at_end=false",
+    "tensorboard=false",
+    "progress=false",
+    "save_final=false",
+]
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_an_unknown_env_id_is_one_line_before_anything_loads_or_is_written(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    err = one_line_error(capsys, [command, "env.id=agentgym/GuessNumber-61-v0", f"output_dir={out}", *TINY_TRAIN[:1]])
+    assert "env.id: unknown environment 'agentgym/GuessNumber-61-v0'; did you mean 'agentgym/GuessNumber-16-v0'?" in err
+    assert not out.exists()
+
+
+def test_play_with_an_unknown_env_task_or_argument_is_one_line(capsys):
+    assert "did you mean 'agentgym/GuessNumber-v0'" in one_line_error(capsys, ["play", "GuesNumber-v0"])
+    assert "--task: unknown task_id 'nope'" in one_line_error(capsys, ["play", "GuessNumber-v0", "--task", "nope"])
+    assert "has no argument 'm'" in one_line_error(capsys, ["play", "GuessNumber-v0", "--env-arg", "m=3"])
+
+
+def test_env_kwargs_are_checked_against_the_constructor_with_a_hint_for_yamls_missing_space(tmp_path, capsys):
+    err = one_line_error(capsys, ["eval", "env.kwargs={guess_tool:false}", f"output_dir={tmp_path}"])
+    assert "YAML reads {guess_tool:false} as one key; write {guess_tool: false}" in err
+    err = one_line_error(capsys, ["eval", "env.kwargs={gues_tool: false}", f"output_dir={tmp_path}"])
+    assert "GuessNumberEnv has no argument 'gues_tool'; did you mean 'guess_tool'?" in err
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_an_output_dir_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert "is a file, not a folder" in one_line_error(capsys, [command, f"output_dir={blocker}", *TINY_TRAIN[:1]])
+    err = one_line_error(capsys, [command, f"output_dir={blocker / 'run'}", *TINY_TRAIN[:1]])
+    assert "cannot write into" in err
+
+
+def test_training_into_a_folder_that_holds_a_run_needs_resume_or_overwrite(tmp_path, capsys):
+    run = ["train", *TINY_TRAIN, "checkpoint_every=1", f"output_dir={tmp_path}"]
+    assert main([*run, "steps=3"]) == 0
+    assert "holds a run" in one_line_error(capsys, run)
+    assert main([*run, "overwrite=true"]) == 0  # the old run is deleted: its step-3 checkpoint cannot win a resume
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*")) == ["step-000001"]
+
+
+def test_an_evaluation_says_it_replaces_its_earlier_results(tmp_path, capsys):
+    args = [
+        "eval",
+        "policy.model=tiny-random",
+        "env.num_tasks=1",
+        "samples_per_task=1",
+        "horizons=[1]",
+        "sampling.max_new_tokens=2",
+        "progress=false",
+        f"output_dir={tmp_path}",
+    ]
+    assert main(args) == 0 and "replacing" not in capsys.readouterr().err
+    assert main(args) == 0 and f"replacing the earlier evaluation results in {tmp_path}" in capsys.readouterr().err
+
+
+def test_a_missing_model_folder_or_an_unreachable_hub_id_fails_at_once_saying_what_was_tried(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a hub that cannot be reached, on loopback
+    err = one_line_error(capsys, ["eval", f"policy.model={tmp_path}/runs/final", f"output_dir={tmp_path / 'e'}"])
+    assert "no model folder at" in err
+    err = one_line_error(capsys, ["eval", "policy.model=acme/not-cached-7b", f"output_dir={tmp_path / 'e'}"])
+    assert "not in the Hugging Face cache, and the hub is unreachable (127.0.0.1:9" in err

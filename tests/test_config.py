@@ -1,8 +1,12 @@
 """Typed configs: YAML + overrides, errors that name the key and the closest valid one."""
 
+from pathlib import Path
+
 import pytest
 
 from agentgym.config import ConfigError, EvalConfig, config_help, load_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_yaml_and_overrides_build_typed_config(tmp_path):
@@ -60,3 +64,26 @@ def test_defaults_do_not_share_mutable_state():
 def test_exponent_floats_without_a_dot_are_numbers():
     cfg = load_config(None, EvalConfig, ["sampling.temperature=1e-1"])
     assert cfg.sampling.temperature == pytest.approx(0.1)
+
+
+def test_an_override_error_names_the_override_not_the_file():
+    from agentgym.train_config import load_train_config
+
+    with pytest.raises(ConfigError, match=r"^override 'grpo\.eps_hgih=3': unknown config key 'grpo\.eps_hgih'"):
+        load_train_config(str(CONFIGS / "quickstart.yaml"), ["steps=2", "grpo.eps_hgih=3"])
+
+
+def test_a_file_error_still_names_the_file(tmp_path):
+    from agentgym.train_config import load_train_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stepz: 3\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: unknown config key 'stepz'"):
+        load_train_config(str(bad), ["steps=2"])
+
+
+def test_train_help_config_shows_the_defaults_training_gives_its_sections():
+    from agentgym.train_config import TrainConfig
+
+    assert "  env.split (str, default 'train'): split whose tasks are used" in config_help(TrainConfig)
+    assert "  env.split (str, default 'test'): split whose tasks are used" in config_help(EvalConfig)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import shutil
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -42,10 +43,11 @@ from agentgym.trainers.reference import Reference
 from tqdm import tqdm
 
 from agentgym import jsonio
+from agentgym.checks import check_env, check_output_dir
 from agentgym.config import ConfigError, EnvConfig, EvalConfig, SamplingConfig, to_dict
 from agentgym.curriculum import Curriculum
 from agentgym.policy.base import SamplingParams
-from agentgym.registration import full_id, load_plugins
+from agentgym.policy.models import check_model
 from agentgym.rollout import (
     EpisodeSpec,
     RolloutOptions,
@@ -149,8 +151,12 @@ class Trainer(ABC):
                 f"tasks_per_step={cfg.tasks_per_step} must be a multiple of the {self.dist.world} processes: "
                 "each rank collects whole task groups"
             )
-        self.out = Path(cfg.output_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        # What the run needs is checked before anything loads or is written.
+        self.env_id = check_env(cfg.env)
+        check_env(EnvConfig(id=cfg.env.id, kwargs=dict(cfg.env.kwargs), split=cfg.eval.split), prefix="eval")
+        if model is None:
+            check_model(cfg.policy.model)
+        self.out = self.prepare_output_dir()
         if cfg.threads is not None:
             # On oversubscribed cores, OpenMP threads spin-wait on each other: one thread per
             # process was 3x faster than two for SmolLM2 on the shared 2-core machine.
@@ -175,8 +181,6 @@ class Trainer(ABC):
             for module in (model, *self.modules.values()):
                 self.dist.broadcast_params(module)
             seed_everything(self.dist.seed(cfg.seed))
-        load_plugins()
-        self.env_id = full_id(cfg.env.id)
         probe = gymnasium.make(self.env_id, **cfg.env.kwargs)
         self.task_ids = [t.id for t in probe.unwrapped.tasks(cfg.env.split)][: cfg.env.num_tasks]
         probe.close()
@@ -184,6 +188,26 @@ class Trainer(ABC):
         self.last_metrics: dict[str, float] | None = None
         self.pool: RolloutPool | None = None
         self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
+
+    def prepare_output_dir(self) -> Path:
+        """`output_dir`, writable. A folder that holds a run (its metrics, checkpoints or
+        config) is refused unless the run is resumed (`resume=true`) or replaced
+        (`overwrite=true`, which empties it first): a new run would silently mix its
+        metrics with the old one's, and the old checkpoints would win the next resume."""
+        cfg = self.cfg
+        out = check_output_dir(cfg.output_dir)
+        held = [name for name in ("metrics.jsonl", "checkpoints", "config.json") if (out / name).exists()]
+        if held and not cfg.resume:
+            if not cfg.overwrite:
+                raise ConfigError(
+                    f"output_dir: {str(out)!r} holds a run ({', '.join(held)}): continue it with resume=true, "
+                    "replace it with overwrite=true, or choose another output_dir"
+                )
+            if self.dist.is_main:
+                for entry in out.iterdir():
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            self.dist.barrier()
+        return out
 
     def build_policy(self) -> Any:
         """The rollout policy: the trained model itself (hf), or a vLLM engine that loads the

@@ -95,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nplot: {out}")
         return 0
     cfg = config_from_args(args, lambda path, overrides: load_config(path, EvalConfig, overrides))
-    if cfg is None:
-        return 2
     from agentgym.eval import evaluate
 
     result = evaluate(cfg)

@@ -17,6 +17,8 @@ import json
 import shlex
 from typing import Any
 
+from agentgym.checks import check_env_id, check_env_kwargs, check_task_ids
+from agentgym.config import ConfigError
 from agentgym.registration import make
 from agentgym.tools import Tool
 
@@ -86,14 +88,21 @@ def _env_kwargs(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, val = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--env-arg expects KEY=VALUE, got {pair!r}")
+            raise ConfigError(f"--env-arg expects KEY=VALUE, got {pair!r}")
         out[key] = _value(val)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    env = make(args.env_id, **_env_kwargs(args.env_arg))
+    kwargs = _env_kwargs(args.env_arg)
+    env_id = check_env_id(args.env_id, "env_id")
+    check_env_kwargs(env_id, kwargs, "--env-arg")
+    env = make(env_id, **kwargs)
     base = env.unwrapped
+    if args.split not in base.splits:
+        raise ConfigError(f"--split: {env_id} has no split {args.split!r}; its splits: {', '.join(base.splits)}")
+    if args.task:
+        check_task_ids(env, [args.task])
     options: dict[str, Any] = {"split": args.split}
     if args.task:
         options["task_id"] = args.task

@@ -12,10 +12,9 @@ Writes checkpoints, metrics.jsonl, TensorBoard logs, evaluations and the trained
 from __future__ import annotations
 
 import argparse
-import sys
 
 from agentgym.cli.common import config_from_args
-from agentgym.config import ConfigError, config_help
+from agentgym.config import config_help
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,15 +48,9 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(config_help(TrainConfig)))
         return 0
     cfg = config_from_args(args, load_train_config)
-    if cfg is None:
-        return 2
     from agentgym.trainers import build_trainer
 
-    try:
-        trainer = build_trainer(cfg)
-    except ConfigError as exc:  # settings that only the launch reveals (e.g. the number of processes)
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    trainer = build_trainer(cfg)  # checks what the launch reveals too (the env, the folder, the processes)
     result = trainer.train()
     if not trainer.dist.is_main:
         return 0  # the main rank reports for all

@@ -13,11 +13,11 @@ import gymnasium
 import torch
 
 from agentgym import jsonio
+from agentgym.checks import check_env, check_output_dir
 from agentgym.config import EvalConfig, to_dict
 from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
 from agentgym.eval.plots import plot_curves
 from agentgym.policy.base import Policy, SamplingParams
-from agentgym.registration import full_id, load_plugins
 from agentgym.rollout import (
     EpisodeSpec,
     RolloutOptions,
@@ -63,14 +63,11 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | 
 
     `pool`: an open rollout pool of this env to run on (a trainer's); default: one for
     this call, from `cfg.rollout`."""
-    load_plugins()
-    env_id = full_id(cfg.env.id)
-    if env_id not in gymnasium.registry:
-        from difflib import get_close_matches
-
-        close = get_close_matches(env_id, list(gymnasium.registry), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; see `agentgym envs`"
-        raise ValueError(f"env.id: unknown environment {cfg.env.id!r}{hint}")
+    # What the run needs is checked before the policy loads: results must not be lost at the end.
+    env_id = check_env(cfg.env)
+    out = check_output_dir(cfg.output_dir)
+    if (out / "results.json").exists():
+        print(f"agentgym: replacing the earlier evaluation results in {out}", file=sys.stderr)
     if policy is None:
         from agentgym.policy.factory import build_policy
 

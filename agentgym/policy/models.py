@@ -24,7 +24,15 @@ from typing import Any
 
 from agentgym.errors import UserError
 
-__all__ = ["DEFAULT_MODEL", "ModelNotFoundError", "cache_dir", "load_model", "load_tokenizer", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelNotFoundError",
+    "cache_dir",
+    "check_model",
+    "load_model",
+    "load_tokenizer",
+    "resolve_model",
+]
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -155,12 +163,80 @@ def _not_found(name: str, exc: Exception) -> ModelNotFoundError:
     )
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name that can only be a folder: absolute, relative with ./ ../ ~, or of more
+    parts than a hub id's "org/name"."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def _hub_reachable(timeout: float = 3.0) -> str | None:
+    """None when the Hugging Face hub answers a TCP connection within `timeout` seconds;
+    else why not. The lookup runs in a thread: a name lookup ignores socket timeouts."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "HF_HUB_OFFLINE is set"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    result: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except OSError as exc:
+            result.append(f"{host}:{port}: {exc}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    return result[0] if result else f"{host}:{port}: no answer in {timeout:.0f} s"
+
+
+def check_model(name: str) -> None:
+    """Fail fast, before anything loads, on a model name that cannot load: a folder that
+    does not exist, or a hub id that is not in the local Hugging Face cache while the hub
+    cannot be reached (transformers would spend ~50 s in retries to say so). The message
+    says what was tried."""
+    if name in EMBEDDED or name.startswith(TINY_PREFIX):
+        return
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir() and not any((path / f).exists() for f in ("config.json", "tokenizer_config.json")):
+            raise ModelNotFoundError(f"{name!r} is a folder without a model (no config.json or tokenizer_config.json)")
+        return
+    if _looks_like_path(name):
+        raise ModelNotFoundError(
+            f"no model folder at {name!r} ({path.resolve()} does not exist); an embedded model is one of "
+            f"{', '.join(EMBEDDED)} (default {DEFAULT_MODEL!r})"
+        )
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = any(isinstance(try_to_load_from_cache(name, f), str) for f in ("config.json", "tokenizer_config.json"))
+    except Exception as exc:  # an id the hub library refuses (bad characters, ...)
+        raise ModelNotFoundError(f"{name!r} is neither a model folder nor a valid Hugging Face id ({exc})") from exc
+    if cached:
+        return
+    unreachable = _hub_reachable()
+    if unreachable is not None:
+        raise ModelNotFoundError(
+            f"cannot load model {name!r}: it is not an embedded model ({', '.join(EMBEDDED)}), not a local folder, "
+            f"not in the Hugging Face cache, and the hub is unreachable ({unreachable}). Download it on a machine "
+            f"with hub access (huggingface-cli download {name} --local-dir DIR) and pass DIR, or use the embedded "
+            f"default {DEFAULT_MODEL!r}."
+        )
+
+
 def load_tokenizer(name: str) -> Any:
     """The tokenizer of a model name (tiny-random models use SmolLM2's)."""
     from transformers import AutoTokenizer
 
     if name.startswith(TINY_PREFIX):
         name = DEFAULT_MODEL
+    check_model(name)
     path = resolve_model(name)
     try:
         return AutoTokenizer.from_pretrained(path)
