@@ -75,6 +75,11 @@ class PolicyConfig:
     api: Literal["completions", "chat"] = help_field(
         "completions", "openai backend: completions (token ids in) or chat (messages in)"
     )
+    prompt: Literal["auto", "token_ids", "text"] = help_field(
+        "auto",
+        "openai completions: token_ids (exact), text (for servers that take only text: replies re-tokenised, "
+        "trajectories marked), or auto (token ids until the server refuses them)",
+    )
     tokenizer: str | None = help_field(
         None,
         "openai backend: the tokenizer (name or folder) that renders prompts; default: policy.model's. "
@@ -119,9 +124,15 @@ class RolloutConfig:
     )
     tools_in_template: bool | None = help_field(None, "pass tools to the chat template (default: if it supports them)")
     backend: Literal["local", "ray"] = help_field("local", "where envs run: local (this process) or ray (actors)")
-    num_workers: int | None = help_field(None, "ray: env worker actors, each hosting several envs (default: cores)")
+    num_workers: int | None = help_field(
+        None,
+        "ray: env worker actors, each hosting several envs (default: cores); local: env threads (default 1; "
+        "a hung step aborts the episodes of its thread)",
+    )
     address: str | None = help_field(None, "ray: address of an existing cluster (default: start a local Ray)")
-    step_timeout_s: float | None = help_field(None, "an env step or reset taking longer aborts its episode")
+    step_timeout_s: float | None = help_field(
+        300.0, "an env reset or step taking longer aborts its episode, not the run (null: no limit)"
+    )
     context: Literal["full", "keep_last_k", "summarize"] = help_field(
         "full", "context strategy: full, keep_last_k (older observations -> placeholder) or summarize (SUPO)"
     )
@@ -138,6 +149,10 @@ class RolloutConfig:
             raise ConfigError(f"rollout.summary_threshold must be in (0, 1], got {self.summary_threshold}")
         if self.num_workers is not None and self.num_workers < 1:
             raise ConfigError(f"rollout.num_workers must be >= 1, got {self.num_workers}")
+        if self.step_timeout_s is not None and self.step_timeout_s <= 0:
+            raise ConfigError(
+                f"rollout.step_timeout_s must be > 0 seconds, or null for no limit; got {self.step_timeout_s}"
+            )
 
 
 @dataclass

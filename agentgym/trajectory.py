@@ -117,6 +117,9 @@ class Trajectory:
             never to be trained on as a zero reward).
         messages: the conversation as text, for reading.
         info: the env's last `info` (JSON-safe entries only), e.g. KVSum's accuracies.
+        retokenized: some reply's tokens are the local tokenizer's reading of text a server
+            returned (a chat API, a text-only server), not the sampled tokens: fine for
+            evaluation, not exact for training.
         schema_version: the record's format (`SCHEMA_VERSION` for new trajectories).
     """
 
@@ -140,6 +143,7 @@ class Trajectory:
     error: str | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    retokenized: bool = False
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -161,8 +161,9 @@ def _checked(row: Any) -> dict[str, Any]:
     if "reward" in row:
         _require(_is_number(row["reward"]), f"reward must be a number, got {row['reward']!r:.60}")
         row["reward"] = math.nan if row["reward"] is None else row["reward"]
-    if "success" in row:
-        _require(isinstance(row["success"], bool), f"success must be true or false, got {row['success']!r:.60}")
+    for key in ("success", "retokenized"):
+        if key in row:
+            _require(isinstance(row[key], bool), f"{key} must be true or false, got {row[key]!r:.60}")
     if "end_reason" in row:
         _require(
             row["end_reason"] in END_REASONS,

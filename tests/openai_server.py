@@ -14,8 +14,13 @@ from agentgym.envs.guess_number.oracle import BisectionOracle
 
 
 class FakeOpenAI:
-    def __init__(self, tokenizer, n: int = 16, token_ids: bool = True):
+    def __init__(
+        self, tokenizer, n: int = 16, token_ids: bool = True, text_only: bool = False, pinned: str | None = None
+    ):
+        """`text_only`: like `transformers serve`, refuse token-id prompts and vLLM's sampling
+        fields (422); `pinned`: refuse other model names (400), as `transformers serve MODEL` does."""
         self.tokenizer, self.n, self.token_ids = tokenizer, n, token_ids
+        self.text_only, self.pinned = text_only, pinned
         self.requests: list[dict] = []
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -59,6 +64,16 @@ class FakeOpenAI:
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append({"path": self.path, **req})
                 tok = fake.tokenizer
+                if fake.pinned and req["model"] != fake.pinned:
+                    return self._send(
+                        400, {"detail": f"Server is pinned to '{fake.pinned}'; requested '{req['model']}'."}
+                    )
+                if fake.text_only:
+                    unexpected = {"top_k", "min_p", "repetition_penalty", "return_tokens_as_token_ids"} & set(req)
+                    if isinstance(req.get("prompt"), list):
+                        return self._send(422, {"detail": "prompt must be a string."})
+                    if unexpected:
+                        return self._send(422, {"detail": f"Unexpected fields in the request: {unexpected}"})
                 if self.path.endswith("/chat/completions"):
                     obs = [m["content"] for m in req["messages"] if m["role"] == "user"]
                     text = fake.reply_for(obs)
@@ -81,7 +96,7 @@ class FakeOpenAI:
                         },
                     )
                 if self.path.endswith("/completions"):
-                    prompt = tok.decode(req["prompt"])
+                    prompt = req["prompt"] if isinstance(req["prompt"], str) else tok.decode(req["prompt"])
                     obs = [part.split("<|im_end|>")[0] for part in prompt.split("<|im_start|>user\n")[1:]]
                     text = fake.reply_for(obs)
                     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]

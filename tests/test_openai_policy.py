@@ -44,11 +44,11 @@ def test_chat_api_sends_messages(smol_tokenizer):
 
 
 def test_unreachable_server_is_an_error_not_a_hang(smol_tokenizer):
-    import openai
+    from agentgym.policy.openai_api import PolicyServerError
 
     policy = OpenAIPolicy("m", base_url="http://127.0.0.1:9/v1", tokenizer=smol_tokenizer, timeout=2)
     policy.client = policy.client.with_options(max_retries=0)
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(PolicyServerError, match=r"http://127\.0\.0\.1:9/v1: cannot reach the server"):
         policy.generate([[1, 2]], SamplingParams(4))
 
 
@@ -96,3 +96,41 @@ def test_the_chat_api_refuses_top_k_it_cannot_send():
 
     with pytest.raises(ConfigError, match=r"sampling\.top_k: the chat API has no top_k"):
         load_config(None, EvalConfig, ["policy.backend=openai", "policy.api=chat", "sampling.top_k=5"])
+
+
+def test_a_text_only_server_gets_the_rendered_prompt_and_the_trajectories_say_they_were_retokenized(
+    smol_tokenizer, capsys
+):
+    with FakeOpenAI(smol_tokenizer, text_only=True) as server:
+        policy = OpenAIPolicy("fake-model", base_url=server.base_url, tokenizer=smol_tokenizer)
+        trajs, _ = rollout(policy)
+        policy.close()
+        last = server.requests[-1]
+    assert all(t.success and t.retokenized for t in trajs)
+    assert isinstance(last["prompt"], str) and last["prompt"].startswith("<|im_start|>system")
+    err = capsys.readouterr().err
+    assert "refuses token-id prompts" in err and "prompt must be a string." in err
+    assert "refuses vLLM's sampling fields" in err
+    exact = OpenAIPolicy("fake-model", base_url=server.base_url, tokenizer=smol_tokenizer, prompt="token_ids")
+    assert exact.send_ids  # token_ids mode never falls back: a refusal is an error
+
+
+def test_a_refused_request_is_one_line_with_the_servers_own_reason(smol_tokenizer, capsys):
+    from agentgym.cli import main
+
+    with FakeOpenAI(smol_tokenizer, pinned="served-model") as server:
+        args = [
+            "eval",
+            "policy.backend=openai",
+            "policy.model=smollm2-135m",
+            f"policy.base_url={server.base_url}",
+            "env.num_tasks=1",
+            "samples_per_task=1",
+            "horizons=[1]",
+            "progress=false",
+            "output_dir=/tmp/agentgym-refused",
+        ]
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "the server refused the request for model 'smollm2-135m' (400: Server is pinned to 'served-model'" in err[0]

@@ -217,3 +217,39 @@ def test_a_local_ray_listens_on_loopback_only(ray_session, smol_tokenizer):
                 continue
     assert {"gcs_server", "raylet"} <= {name for name, _ in listening}
     assert {ip for _, ip in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, sorted(listening)
+
+
+def test_the_local_backend_abandons_a_hung_step_and_only_its_episode_is_aborted(smol_tokenizer):
+    start = time.perf_counter()
+    with pool("local", step_timeout_s=1.0, max_concurrent=4, num_workers=4) as p:  # a thread per env
+        trajs = p.run(ScriptedPolicy(smol_tokenizer, say()), specs("hang", "fast", "fast", "fast"), SamplingParams(8))
+        # The slot of the hung env has a fresh host: the pool goes on serving episodes.
+        again = p.run(ScriptedPolicy(smol_tokenizer, say()), specs("fast", "fast", "fast", "fast"), SamplingParams(8))
+    assert time.perf_counter() - start < 20  # nobody waited for the 60 s step
+    assert trajs[0].end_reason == "aborted" and "StepTimeout" in trajs[0].error
+    assert [t.end_reason for t in trajs[1:]] == ["success"] * 3
+    assert [t.end_reason for t in again] == ["success"] * 4
+
+
+def test_evaluation_and_training_have_a_step_timeout_by_default():
+    from agentgym.config import EvalConfig
+    from agentgym.train_config import TrainConfig
+
+    assert EvalConfig().rollout.step_timeout_s == TrainConfig().rollout.step_timeout_s == 300.0
+
+
+def test_threaded_local_envs_give_the_same_sampled_trajectories_as_in_thread_ones(smol_tokenizer):
+    """A round's env calls all finish before the next generation on either, so the batches,
+    and with them the sampled tokens, are the same."""
+    import torch
+
+    from agentgym.policy import HFPolicy, load_model
+
+    model, tok = load_model("tiny-random")
+    runs = []
+    for timeout in (None, 30.0):
+        torch.manual_seed(0)
+        with RolloutPool(env_maker(GUESS), GUESS, step_timeout_s=timeout, max_concurrent=4) as p:
+            specs_ = [EpisodeSpec(f"guess16-test-000{i}", 3, sample=i) for i in range(6)]
+            runs.append(p.run(HFPolicy(model, tok), specs_, SamplingParams(6, temperature=1.0)))
+    assert runs[0] == runs[1]

@@ -303,3 +303,27 @@ def test_a_client_gone_mid_response_leaves_no_traceback_but_real_errors_do(capsy
         except Exception:
             httpd.handle_error(None, ("127.0.0.1", 1))
         assert bool(capsys.readouterr().err.strip()) == printed
+
+
+def test_web_episodes_run_in_the_local_pools_env_threads_and_a_new_thread_gets_its_own_browser(smol_tokenizer):
+    """Evaluation and training step envs on worker threads (so a hung step can be
+    abandoned); each such thread drives a browser of its own."""
+    import gymnasium
+
+    from agentgym.policy import SamplingParams, ScriptedPolicy
+    from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker
+
+    env_id = "agentgym/WebShop-v0"
+    tasks = gymnasium.make(env_id).unwrapped.tasks("test")[:2]
+
+    def respond(msgs):
+        oracle = WebOracle(next(t for t in tasks if t.instruction in msgs[1]["content"]))
+        return [oracle.act(m["content"]) for m in msgs[1:] if m["role"] == "user"][-1]
+
+    specs = [EpisodeSpec(t.id, 30) for t in tasks]
+    for _ in range(2):  # the second pool's thread is a new one: it starts its own browser
+        with RolloutPool(env_maker(env_id), env_id, step_timeout_s=60, max_concurrent=2) as pool:
+            trajs = pool.run(
+                ScriptedPolicy(smol_tokenizer, respond), specs, SamplingParams(256), RolloutOptions(256, 16384)
+            )
+        assert [t.end_reason for t in trajs] == ["success", "success"], [t.error for t in trajs]

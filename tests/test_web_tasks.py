@@ -48,7 +48,7 @@ def test_constructing_an_env_and_listing_tasks_starts_no_browser_or_server():
         "import agentgym.envs.web.browser as b, agentgym.envs.web.server as s\n"
         "from agentgym.envs.web.env import WebShopEnv\n"
         "env = WebShopEnv(); env.tasks('train'); env.tasks('test')\n"
-        "assert b._shared is None and s._server is None\n"
+        "assert not b._by_thread and s._server is None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

@@ -17,7 +17,9 @@ def build_policy(cfg: PolicyConfig) -> Policy:
     if cfg.backend == "openai":
         from agentgym.policy.openai_api import OpenAIPolicy
 
-        return OpenAIPolicy(cfg.model, base_url=cfg.base_url, api=cfg.api, tokenizer=cfg.tokenizer or None)
+        return OpenAIPolicy(
+            cfg.model, base_url=cfg.base_url, api=cfg.api, tokenizer=cfg.tokenizer or None, prompt=cfg.prompt
+        )
     if cfg.backend == "vllm":
         from agentgym.policy.models import load_tokenizer
         from agentgym.policy.vllm_policy import VLLMPolicy

@@ -156,6 +156,7 @@ class Episode:
         )
         seg.extend(self.fmt.closing(gen.token_ids), False)
         traj.generated_tokens += len(gen.token_ids)
+        traj.retokenized = traj.retokenized or bool(gen.meta.get("retokenized"))
         message = {"role": "assistant", "content": gen.text}
         traj.messages.append(message)
         self.context_messages.append(message)

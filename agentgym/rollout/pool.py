@@ -20,8 +20,9 @@ call still running at its deadline means the worker hangs, and a worker that die
 and every episode it hosted ends `aborted` too (they are not retried: a trainer masks
 aborted episodes). A worker's batch of m calls may run for m x `step_timeout_s`; when
 such a batch hangs, the pool cannot tell which of its calls hung, so all of them are
-reported as timed out. The run goes on. The local backend runs steps in the driver's thread
-and cannot interrupt one, so there a slow step is aborted once it returns.
+reported as timed out. The run goes on. The local backend runs its host on a thread of
+its own when there is a timeout (`ThreadWorkers`), so a hung step is abandoned the same
+way; without one it runs steps in the driver's thread, where a step cannot be interrupted.
 
 Example:
     >>> with RolloutPool(env_maker("agentgym/GuessNumber-v0"), "agentgym/GuessNumber-v0",
@@ -44,7 +45,7 @@ from tqdm import tqdm
 from agentgym.policy.base import Policy, SamplingParams
 from agentgym.rollout.episode import Episode, EpisodeSpec, RolloutOptions
 from agentgym.rollout.metrics import RolloutStats
-from agentgym.rollout.workers import LocalWorkers, RayWorkers, WorkerLost
+from agentgym.rollout.workers import LocalWorkers, RayWorkers, ThreadWorkers, WorkerLost
 from agentgym.trajectory import Trajectory
 
 __all__ = ["RolloutPool"]
@@ -57,7 +58,8 @@ class RolloutPool:
         make_env: builds one env (for Ray it is pickled to the workers: use `env_maker`).
         env_id: recorded in the trajectories.
         backend: "local" (envs in this process) or "ray" (envs in Ray actors).
-        num_workers: Ray actors (default: this machine's cores).
+        num_workers: Ray actors (default: this machine's cores); local backend with a
+            timeout: env threads (default 1; more isolate episodes from each other's hangs).
         envs_per_worker: envs per actor (default: enough for `max_concurrent`).
         address: Ray cluster address (default: a local Ray, unless one is initialised).
         step_timeout_s: an env reset or step that takes longer aborts its episode; None: no limit.
@@ -83,8 +85,12 @@ class RolloutPool:
         if step_timeout_s is not None and step_timeout_s <= 0:
             raise ValueError(f"step_timeout_s must be positive or None, got {step_timeout_s}")
         self.env_id, self.backend, self.step_timeout_s = env_id, backend, step_timeout_s
-        if backend == "local":
-            self.workers: LocalWorkers | RayWorkers = LocalWorkers(make_env, max_concurrent)
+        self.workers: LocalWorkers | ThreadWorkers | RayWorkers
+        if backend == "local" and step_timeout_s is None:
+            self.workers = LocalWorkers(make_env, max_concurrent)
+        elif backend == "local":  # hosts on threads of their own, so a hung step can be abandoned
+            n = num_workers or 1
+            self.workers = ThreadWorkers(make_env, n, envs_per_worker or math.ceil(max_concurrent / n))
         elif backend == "ray":
             n = num_workers or os.cpu_count() or 1
             per = envs_per_worker or math.ceil(max_concurrent / n)
@@ -199,8 +205,9 @@ class _Run:
             self.flush()
             if not self.calls:
                 continue
-            # Block on the envs only when no episode waits for the policy.
-            idle = not any(ep.state == "policy" for ep in self.active.values())
+            # Block on the envs only when no episode waits for the policy, or always for
+            # in-process workers: their rounds complete before the next generation.
+            idle = self.workers.synchronous or not any(ep.state == "policy" for ep in self.active.values())
             t0 = time.perf_counter()
             ready = self.workers.wait(list(self.calls), self.time_to_deadline() if idle else 0.0)
             stats.env_seconds += time.perf_counter() - t0
@@ -306,13 +313,13 @@ class _Run:
 
     def enforce_deadlines(self) -> None:
         timeout = self.pool.step_timeout_s
-        if timeout is None or self.pool.backend == "local":
+        if timeout is None or not self.workers.interruptible:
             return
         now = time.perf_counter()
         for worker, (deadline, indices) in self.running().items():
             if now > deadline:
                 which = "call" if len(indices) == 1 else f"batch of {len(indices)} calls (one of them)"
-                cause = f"StepTimeout: the env {which} ran past step_timeout_s={timeout}; the worker was killed"
+                cause = f"StepTimeout: the env {which} ran past step_timeout_s={timeout}; the worker was replaced"
                 self.lose_worker(worker, cause, culprits=set(indices))
 
     def lose_worker(self, worker: int, cause: str, culprits: set[int] | None = None) -> None:

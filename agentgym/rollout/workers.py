@@ -1,11 +1,14 @@
 """Where envs live: an `EnvHost` holds several envs and runs their resets and steps.
 
 `LocalWorkers` keeps one host in this process and runs its calls at once, in the
-caller's thread (Playwright's sync API must be driven from the thread that started the
-browser). `RayWorkers` runs hosts as Ray actors: calls return futures, so slow env steps
-overlap with each other and with generation. Each actor runs its calls on one thread
-(Ray's default for a sync actor, kept here), so a web env is always stepped from the
-thread that created it.
+caller's thread: no overhead, but a hung step hangs the run. `ThreadWorkers` (the local
+backend with a step timeout, the default in evaluation and training) runs hosts on
+threads of their own, so the driver can stop waiting for a call that hangs: that host
+and its thread are abandoned and a fresh one takes its place. `RayWorkers` runs hosts as Ray
+actors: calls return futures, so slow env steps overlap with each other and with
+generation. Every host runs all its calls on one thread (Ray's default for a sync actor,
+kept here), so a web env is always stepped from the thread that created it (Playwright's
+sync API requires it).
 
 An env exception is caught in the host and returned as an error (the env is discarded,
 its episode aborted); a host that dies (SIGKILL, out of memory) or hangs past a timeout
@@ -17,16 +20,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ALL_COMPLETED, Future
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import gymnasium as gym
 
 from agentgym.trajectory import json_safe
 
-__all__ = ["EnvHost", "LocalWorkers", "RayWorkers", "WorkerLost", "env_maker"]
+__all__ = ["EnvHost", "LocalWorkers", "RayWorkers", "ThreadWorkers", "WorkerLost", "env_maker", "init_ray"]
 
 
 def env_maker(env_id: str, **kwargs: Any) -> Callable[[], gym.Env]:
@@ -155,7 +162,11 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
 
 
 class LocalWorkers:
-    """One in-process `EnvHost`; calls run immediately in the caller's thread."""
+    """One in-process `EnvHost`; calls run immediately in the caller's thread (so a step
+    that hangs cannot be interrupted: see `ThreadWorkers`)."""
+
+    interruptible = False
+    synchronous = True
 
     def __init__(self, make_env: Callable[[], gym.Env], slots: int):
         self.hosts = [EnvHost(make_env)]
@@ -182,6 +193,78 @@ class LocalWorkers:
             host.close()
 
 
+class _HostThread:
+    """An `EnvHost` whose calls run, in order, on a daemon thread of its own."""
+
+    def __init__(self, make_env: Callable[[], gym.Env]):
+        self.host = EnvHost(make_env)
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="agentgym-env-host", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while (item := self.inbox.get()) is not None:
+            method, args, future = item
+            try:
+                future.set_result(getattr(self.host, method)(*args))
+            except BaseException as exc:  # EnvHost catches env errors; this is a bug of ours
+                future.set_exception(exc)
+
+    def call(self, method: str, *args: Any) -> Future:
+        future: Future = Future()
+        self.inbox.put((method, args, future))
+        return future
+
+    def stop(self) -> None:
+        """No more calls: the thread ends after the one it runs (a hung one never ends; the
+        thread is a daemon, so it does not keep the process alive)."""
+        self.inbox.put(None)
+
+
+class ThreadWorkers:
+    """The local backend with step timeouts that work: `num_workers` `EnvHost`s, each on a
+    thread of its own with `slots_per_worker` envs (one worker by default: web envs then
+    share one browser).
+
+    The pool waits for all of a round's calls (`synchronous`: the next generation sees the
+    same episodes as with `LocalWorkers`, so runs stay reproducible), until the deadline.
+    A worker whose call hangs past it is abandoned with its thread and envs (`restart`: a
+    fresh host on a fresh thread takes its place); the episodes it hosted end aborted,
+    the others go on. More workers isolate episodes from each other's hangs.
+    """
+
+    interruptible = True
+    synchronous = True
+
+    def __init__(self, make_env: Callable[[], gym.Env], num_workers: int, slots_per_worker: int):
+        self.make_env = make_env
+        self.hosts = [_HostThread(make_env) for _ in range(num_workers)]
+        self.num_workers, self.slots_per_worker = num_workers, slots_per_worker
+
+    def submit(self, worker: int, method: str, *args: Any) -> Future:
+        return self.hosts[worker].call(method, *args)
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        """The handles that are done, once all are or `timeout` passes."""
+        done, _ = futures_wait(handles, timeout=timeout, return_when=ALL_COMPLETED)
+        return [h for h in handles if h in done]
+
+    def result(self, handle: Future) -> Any:
+        return handle.result()
+
+    def discard(self, worker: int, slot: int) -> None:
+        self.hosts[worker].call("discard", slot)  # on the host's thread: its envs are touched only there
+
+    def restart(self, worker: int) -> None:
+        self.hosts[worker].stop()
+        self.hosts[worker] = _HostThread(self.make_env)
+
+    def close(self) -> None:
+        futures_wait([h.call("close") for h in self.hosts], timeout=10)  # a hung host's envs are dropped
+        for host in self.hosts:
+            host.stop()
+
+
 class RayWorkers:
     """`num_workers` Ray actors, each an `EnvHost` with `slots_per_worker` envs.
 
@@ -194,6 +277,9 @@ class RayWorkers:
             is already initialised in this process.
         actor_options: extra `ray.remote` options of the actors.
     """
+
+    interruptible = True
+    synchronous = False
 
     def __init__(
         self,

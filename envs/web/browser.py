@@ -1,11 +1,12 @@
-"""The browser layer: one Chromium per process, a fresh context per episode.
+"""The browser layer: one Chromium per thread that drives web envs, a fresh context per episode.
 
 Playwright's sync API is bound to the thread that started it and cannot run inside a
-running asyncio event loop. So the process's browser belongs to the first thread that
-uses a web env; using a web env from another thread, or from inside a running event
-loop, raises a `RuntimeError` that says so. To run web episodes in parallel, run
-several envs in the same thread (each has its own browser context) or use worker
-processes (each gets its own browser).
+running asyncio event loop. So each thread that uses a web env gets a browser of its own
+(the rollout pool drives all its envs from one thread per worker: one browser each; a
+worker that replaces a hung one starts a new browser), and an env must be stepped from
+the thread that created it; inside a running event loop it raises a `RuntimeError` that
+says so. To run web episodes in parallel cheaply, run several envs in the same thread
+(each has its own browser context) or use worker processes.
 
 Every request of a context to anything but the env's own loopback server is aborted,
 so pages and agents can reach nothing outside. A tab that crashes is reopened at its
@@ -44,7 +45,7 @@ class TabRecovered(ToolError):
 
 
 class _Shared:
-    """The process's Playwright driver and browser, owned by one thread."""
+    """A thread's Playwright driver and browser."""
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
@@ -75,7 +76,7 @@ class _Shared:
             pass
 
 
-_shared: _Shared | None = None
+_by_thread: dict[int, _Shared] = {}  # thread id -> its driver and browser
 
 
 def _loop_running() -> bool:
@@ -89,30 +90,24 @@ def _loop_running() -> bool:
 
 def check_thread() -> None:
     """Raise a clear `RuntimeError` if the browser cannot be driven from here."""
-    if _shared is None and _loop_running():
+    if threading.get_ident() not in _by_thread and _loop_running():
         raise RuntimeError(
             "agentgym web envs drive Chromium through Playwright's sync API, which cannot run inside a "
             "running asyncio event loop. Step web envs from a plain thread (e.g. one dedicated "
             "worker thread that owns every web env) or from a worker process."
         )
-    if _shared is not None and _shared.thread != threading.get_ident():
-        raise RuntimeError(
-            "this process's browser was started by another thread, and Playwright's sync API is bound to "
-            "the thread that started it. Create and step every web env of a process from one thread "
-            "(several envs in that thread can run episodes side by side), or use worker processes."
-        )
 
 
 def shared_browser(relaunch: bool = False) -> Browser:
-    """The process's browser: launched on first use, relaunched if it died (or if asked)."""
-    global _shared
+    """This thread's browser: launched on first use, relaunched if it died (or if asked)."""
     check_thread()
-    if _shared is None:
-        _shared = _Shared()
-        atexit.register(_shared.stop)
-    elif relaunch or not _shared.browser.is_connected():
-        _shared.relaunch()
-    return _shared.browser
+    shared = _by_thread.get(threading.get_ident())
+    if shared is None:
+        shared = _by_thread[threading.get_ident()] = _Shared()
+        atexit.register(shared.stop)  # stops the main thread's; the OS reaps the others at exit
+    elif relaunch or not shared.browser.is_connected():
+        shared.relaunch()
+    return shared.browser
 
 
 class BrowserTab:
@@ -130,6 +125,7 @@ class BrowserTab:
         self.timeout_ms = timeout_ms
         self.crashed = False
         self.last_url = origin + "/"
+        self.thread = threading.get_ident()  # its browser's thread: the only one that may drive it
         self.context: BrowserContext
         self.page: Page
         self._open_context()
@@ -160,7 +156,18 @@ class BrowserTab:
     def _on_crash(self, _page: Page) -> None:
         self.crashed = True
 
+    def check_thread(self) -> None:
+        """Raise a clear `RuntimeError` when used from another thread than its browser's."""
+        if threading.get_ident() != self.thread:
+            raise RuntimeError(
+                "this episode's tab lives in a browser started by another thread, and Playwright's sync API is "
+                "bound to the thread that started it. Reset and step each web env from one thread (several "
+                "envs in that thread can run episodes side by side), or use worker processes."
+            )
+
     def close(self) -> None:
+        if threading.get_ident() != self.thread:
+            return  # only its thread can free it; the browser goes with that thread's driver
         with contextlib.suppress(Error):  # the browser is gone already; nothing to free
             self.context.close()
 

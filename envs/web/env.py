@@ -117,7 +117,7 @@ class WebEnv(ToolEnv):
     def _tab(self) -> BrowserTab:
         if self.tab is None:
             raise RuntimeError("no episode is running: call reset() first")
-        check_thread()
+        self.tab.check_thread()
         return self.tab
 
     def _act(self, what: str, action: Callable[[], object]) -> str:
