@@ -327,3 +327,83 @@ def test_web_episodes_run_in_the_local_pools_env_threads_and_a_new_thread_gets_i
                 ScriptedPolicy(smol_tokenizer, respond), specs, SamplingParams(256), RolloutOptions(256, 16384)
             )
         assert [t.end_reason for t in trajs] == ["success", "success"], [t.error for t in trajs]
+
+
+@pytest.fixture
+def listeners():
+    """A TCP and a UDP socket on loopback that count what reaches them."""
+    import socket
+
+    tcp, udp = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (tcp, udp):
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.1)
+    tcp.listen(8)
+    hits = {"tcp": 0, "udp": 0}
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            for s, kind in ((tcp, "tcp"), (udp, "udp")):
+                try:
+                    s.accept() if kind == "tcp" else s.recvfrom(4096)
+                    hits[kind] += 1
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=count, daemon=True)
+    thread.start()
+    yield tcp.getsockname()[1], udp.getsockname()[1], hits
+    stop.set()
+    thread.join()
+    tcp.close()
+    udp.close()
+
+
+def test_page_websockets_never_reach_another_server(shop, listeners):
+    tcp_port, _, hits = listeners
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    shop.tab.page.evaluate(
+        f"""() => new Promise(done => {{
+            const ws = new WebSocket('ws://127.0.0.1:{tcp_port}/');
+            ws.onerror = ws.onopen = () => done(); setTimeout(done, 1500);
+        }})"""
+    )
+    time.sleep(0.3)
+    assert hits["tcp"] == 0
+
+
+def test_page_webrtc_sends_no_udp(shop, listeners):
+    _, udp_port, hits = listeners
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    result = shop.tab.page.evaluate(
+        f"""async () => {{
+            try {{
+                const pc = new RTCPeerConnection({{iceServers: [{{urls: 'stun:127.0.0.1:{udp_port}'}}]}});
+                pc.createDataChannel('x');
+                await pc.setLocalDescription(await pc.createOffer());
+                await new Promise(done => setTimeout(done, 1500));
+                return 'created';
+            }} catch (e) {{ return String(e); }}
+        }}"""
+    )
+    time.sleep(0.3)
+    assert hits["udp"] == 0 and "RTCPeerConnection is not a constructor" in result
+
+
+def test_page_service_workers_are_never_registered(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    tab = shop.tab
+    # A service worker script on the site itself (a site could serve one): it would outlive the page.
+    tab.context.route(
+        tab.origin + "/sw.js",
+        lambda route: route.fulfill(content_type="text/javascript", body="self.onfetch = () => {};"),
+    )
+    state = tab.page.evaluate(
+        """async () => {
+            const reg = await navigator.serviceWorker.register('/sw.js').catch(e => null);
+            await new Promise(done => setTimeout(done, 1000));
+            return {registered: !!reg, count: (await navigator.serviceWorker.getRegistrations()).length};
+        }"""
+    )
+    assert state == {"registered": False, "count": 0} and tab.context.service_workers == []

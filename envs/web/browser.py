@@ -9,7 +9,9 @@ says so. To run web episodes in parallel cheaply, run several envs in the same t
 (each has its own browser context) or use worker processes.
 
 Every request of a context to anything but the env's own loopback server is aborted,
-so pages and agents can reach nothing outside. A tab that crashes is reopened at its
+so pages and agents can reach nothing outside; WebSockets (which request routing does
+not see) are refused, service workers blocked, and WebRTC, which sends UDP, is off (the
+page has no `RTCPeerConnection`, and Chromium sends no UDP it would not proxy). A tab that crashes is reopened at its
 last address; a browser that died is relaunched, at the next episode or action.
 """
 
@@ -36,7 +38,16 @@ CHROMIUM = os.environ.get("AGENTGYM_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 )  # fmt: skip
+#: Run before any page script: WebRTC could reach any host and port over UDP.
+_NO_WEBRTC = """
+for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel", "RTCRtpSender",
+                    "RTCRtpReceiver", "RTCIceCandidate", "RTCSessionDescription"]) {
+  try { delete globalThis[name]; } catch (e) {}
+  try { Object.defineProperty(globalThis, name, {value: undefined, configurable: false}); } catch (e) {}
+}
+"""
 _REF = re.compile(r"^(?:f\d+)?e\d+$")
 
 
@@ -131,13 +142,18 @@ class BrowserTab:
         self._open_context()
 
     def _open_context(self) -> None:
+        options = {
+            "extra_http_headers": self.headers,
+            "viewport": {"width": 1280, "height": 900},
+            "service_workers": "block",
+        }
         try:
-            context = shared_browser().new_context(
-                extra_http_headers=self.headers, viewport={"width": 1280, "height": 900}
-            )
+            context = shared_browser().new_context(**options)
         except Error:
             # The browser died without Playwright noticing yet: relaunch once.
-            context = shared_browser(relaunch=True).new_context(extra_http_headers=self.headers)
+            context = shared_browser(relaunch=True).new_context(**options)
+        context.add_init_script(_NO_WEBRTC)
+        context.route_web_socket(re.compile(".*"), lambda ws: ws.close(code=1008, reason="blocked by agentgym"))
         # Only requests that do *not* start with our origin reach the handler (the regex is
         # matched inside the driver), so allowed requests pay no Python round trip.
         context.route(
