@@ -116,6 +116,10 @@ def test_compare_with_an_unreadable_results_file_is_one_line(tmp_path, capsys):
 TINY_TRAIN = [
     "policy.model=tiny-random",
     "steps=1",
+    "tasks_per_step=1",
+    "samples_per_task=2",
+    "curriculum.start=1",
+    "sampling.max_new_tokens=2",
     "eval.at_start=false",
     "eval.at_end=false",
     "tensorboard=false",

@@ -204,15 +204,15 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_resume_skips_a_damaged_latest_checkpoint_for_the_newest_intact_one(tmp_path, capsys, damage):
-    settings = ["steps=4", "checkpoint_every=1", "keep_checkpoints=3"]
+    settings = ["steps=3", "checkpoint_every=1", "keep_checkpoints=3"]
     build_trainer(tiny_config(tmp_path / "a", *settings)).train()
-    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=3)
-    DAMAGES[damage](tmp_path / "b" / "checkpoints" / "step-000003")
+    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=2)
+    DAMAGES[damage](tmp_path / "b" / "checkpoints" / "step-000002")
     with open(tmp_path / "b" / "metrics.jsonl", "a") as fh:
-        fh.write('{"step": 3, "reward_me')  # the interruption cut the log's last line too
+        fh.write('{"step": 2, "reward_me')  # the interruption cut the log's last line too
     build_trainer(tiny_config(tmp_path / "b", *settings, "resume=true")).train()
     err = capsys.readouterr().err
-    assert "skipping a damaged checkpoint" in err and "step-000003" in err and "resuming from" in err
+    assert "skipping a damaged checkpoint" in err and "step-000002" in err and "step-000001" in err
     assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
 
 
