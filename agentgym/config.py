@@ -15,6 +15,8 @@ import dataclasses
 import difflib
 import types
 import typing
+import warnings
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -24,9 +26,11 @@ import yaml
 from agentgym.errors import UserError
 
 __all__ = [
+    "ConfigDeprecation",
     "ConfigError",
     "EnvConfig",
     "EvalConfig",
+    "PluginSections",
     "PolicyConfig",
     "RolloutConfig",
     "SamplingConfig",
@@ -34,6 +38,7 @@ __all__ = [
     "from_dict",
     "help_field",
     "load_config",
+    "plugin_sections",
     "to_dict",
 ]
 
@@ -52,6 +57,58 @@ def help_field(default: Any = MISSING, help: str = "", **kwargs: Any) -> Any:
         value = default
         return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kwargs)
     return field(default=default, metadata={"help": help}, **kwargs)
+
+
+def plugin_sections(registry: Callable[[], dict[str, type]], help: str) -> Any:
+    """A field that holds the typed sections of plug-ins (context strategies, algorithms).
+
+    `registry()` gives the config class of each registered plug-in by name; in the parent
+    section, a key named after a plug-in is a section of that class (`rollout.summarize:
+    {threshold: 0.9}`). The parent subclasses `PluginSections`, so `cfg.summarize` reads a
+    section (its defaults when the config has none). `help` may say `{name}`."""
+    return field(default_factory=dict, metadata={"help": help, "sections": registry})
+
+
+def _section_fields(cls: type) -> list[dataclasses.Field]:
+    return [f for f in fields(cls) if "sections" in f.metadata]
+
+
+class PluginSections:
+    """Mixin of a config dataclass with `plugin_sections` fields: `cfg.<name>` is the
+    section of the plug-in `<name>`, created with its defaults on first read."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for f in _section_fields(type(self)):
+            classes = f.metadata["sections"]()
+            if name in classes:
+                store = self.__dict__.setdefault(f.name, {})
+                if name not in store:
+                    store[name] = classes[name]()
+                return store[name]
+        raise AttributeError(f"{type(self).__name__} has no key or plug-in section {name!r}")
+
+
+class ConfigDeprecation(FutureWarning):
+    """A config key that still works under an old name (the CLI prints it as one line)."""
+
+
+def deprecated_key(old: str, new: str) -> None:
+    """Say once that config key `old` is now `new` (the old one keeps working)."""
+    warnings.warn(f"config key {old!r} is deprecated: use {new!r}", ConfigDeprecation, stacklevel=4)
+
+
+def move_key(data: dict[str, Any], old: str, section: str, key: str, prefix: str) -> None:
+    """Move `data[old]` (a deprecated key) into the section: `data[section][key]`, saying
+    so. A section that is not a mapping is left for `from_dict` to refuse."""
+    if old not in data:
+        return
+    deprecated_key(f"{prefix}{old}", f"{prefix}{section}.{key}")
+    value = data.pop(old)
+    target = data.get(section) or {}
+    if isinstance(target, dict):
+        data[section] = {key: value, **target}
 
 
 # ---------------------------------------------------------------------- sections
@@ -113,8 +170,14 @@ class EnvConfig:
     num_tasks: int | None = help_field(None, "use the first N tasks of the split (default: all)")
 
 
+def _context_configs() -> dict[str, type]:
+    from agentgym.rollout.context import context_configs
+
+    return context_configs()
+
+
 @dataclass
-class RolloutConfig:
+class RolloutConfig(PluginSections):
     max_concurrent: int = help_field(64, "most episodes in flight at once")
     max_context_tokens: int = help_field(4096, "context window; an episode that cannot fit its next turn ends overlong")
     announce_budget: bool = help_field(False, "tell the agent its turn budget in the system prompt")
@@ -133,20 +196,37 @@ class RolloutConfig:
     step_timeout_s: float | None = help_field(
         300.0, "an env reset or step taking longer aborts its episode, not the run (null: no limit)"
     )
-    context: Literal["full", "keep_last_k", "summarize"] = help_field(
-        "full", "context strategy: full, keep_last_k (older observations -> placeholder) or summarize (SUPO)"
+    context: str = help_field(
+        "full",
+        "context strategy (a registered name): full, keep_last_k (older observations -> placeholder), summarize "
+        "(SUPO), or a plug-in's; its parameters are the section rollout.<name>",
     )
-    keep_last_k: int = help_field(5, "keep_last_k: observations shown in full")
-    summary_threshold: float = help_field(0.95, "summarize: ask for a summary past this fraction of the window")
-    max_summaries: int | None = help_field(3, "summarize: most summaries; one more ends the episode overlong")
-    train_on_summaries: bool = help_field(True, "summarize: loss mask 1 on summary tokens (0: recorded, not trained)")
     max_total_tokens: int | None = help_field(None, "most tokens generated in an episode; past it: overlong")
+    context_sections: dict[str, Any] = plugin_sections(
+        _context_configs, "parameters of the context strategy {name} (rollout.context={name})"
+    )
+
+    @classmethod
+    def upgrade_keys(cls, data: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """The keys of agentgym 0.1, before strategies had sections of their own."""
+        if "keep_last_k" in data and not isinstance(data["keep_last_k"], dict):
+            deprecated_key(f"{prefix}keep_last_k: N", f"{prefix}keep_last_k.k: N")
+            data["keep_last_k"] = {"k": data["keep_last_k"]}
+        for old, new in (("summary_threshold", "threshold"), ("max_summaries", None), ("train_on_summaries", None)):
+            move_key(data, old, "summarize", new or old, prefix)
+        return data
+
+    def context_config(self) -> Any:
+        """The section of the chosen strategy (None when it has no parameters)."""
+        return getattr(self, self.context) if self.context in _context_configs() else None
 
     def __post_init__(self) -> None:
-        if self.keep_last_k < 1:
-            raise ConfigError(f"rollout.keep_last_k must be >= 1, got {self.keep_last_k}")
-        if not 0.0 < self.summary_threshold <= 1.0:
-            raise ConfigError(f"rollout.summary_threshold must be in (0, 1], got {self.summary_threshold}")
+        from agentgym.rollout.context import CONTEXTS
+
+        self.context_sections = dict(self.context_sections)
+        if self.context not in CONTEXTS:
+            raise ConfigError(f"rollout.context must be one of {CONTEXTS.names()}: {CONTEXTS.unknown(self.context)}")
+        self.context_config()  # recorded with the run's config, defaults included
         if self.num_workers is not None and self.num_workers < 1:
             raise ConfigError(f"rollout.num_workers must be >= 1, got {self.num_workers}")
         if self.step_timeout_s is not None and self.step_timeout_s <= 0:
@@ -187,7 +267,7 @@ class EvalConfig:
                 "sampling.top_k: the chat API has no top_k; use policy.api=completions (a vLLM-compatible server) "
                 "or sampling.top_k=0"
             )
-        from agentgym.budget import BUDGET_REVEALING_OPTIONS, budget_visible
+        from agentgym.rollout.budget import BUDGET_REVEALING_OPTIONS, budget_visible
 
         if self.sweep == "prefix" and budget_visible(self.rollout):
             shown = [f"rollout.{k}" for k in BUDGET_REVEALING_OPTIONS if getattr(self.rollout, k)]
@@ -262,13 +342,23 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build a config dataclass from a mapping, checking every key and type."""
+    """Build a config dataclass from a mapping, checking every key and type. Keys named
+    after a plug-in are that plug-in's section (`plugin_sections`); a class's
+    `upgrade_keys(data, prefix)` first rewrites deprecated keys."""
+    if hasattr(cls, "upgrade_keys"):
+        data = cls.upgrade_keys(dict(data), prefix)
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    kwargs = {}
+    sections = {f.name: f.metadata["sections"]() for f in _section_fields(cls)}
+    names = [f.name for f in fields(cls) if f.name not in sections]
+    kwargs: dict[str, Any] = {}
     for key, value in data.items():
+        owner = next((name for name, classes in sections.items() if key in classes), None)
+        if owner is not None:
+            kwargs.setdefault(owner, {})[key] = _coerce(value, sections[owner][key], f"{prefix}{key}")
+            continue
         if key not in hints or key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+            names = [*names, *(n for classes in sections.values() for n in classes)]
+            close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {prefix + close[0]!r}?" if close else f"; valid keys: {', '.join(names)}"
             raise ConfigError(f"unknown config key {prefix + str(key)!r}{hint}")
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
@@ -341,7 +431,17 @@ def _where(exc: ConfigError, path: Path | None, file_data: dict[str, Any], cls: 
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The config as plain data, plug-in sections under their names (what `from_dict` reads)."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if "sections" in f.metadata:
+            out.update({name: to_dict(section) for name, section in value.items()})
+        elif is_dataclass(value):
+            out[f.name] = to_dict(value)
+        else:
+            out[f.name] = copy.deepcopy(value)
+    return out
 
 
 def config_help(cls: type, prefix: str = "", defaults: Any = None) -> list[str]:
@@ -351,6 +451,12 @@ def config_help(cls: type, prefix: str = "", defaults: Any = None) -> list[str]:
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         tp = hints[f.name]
+        if "sections" in f.metadata:
+            for name, section in f.metadata["sections"]().items():
+                lines.append(f"{prefix}{name}: {f.metadata['help'].format(name=name)}")
+                given = getattr(defaults, name) if defaults is not None else None
+                lines.extend(config_help(section, prefix=f"{prefix}{name}.", defaults=given))
+            continue
         if defaults is not None:
             default = getattr(defaults, f.name)
         elif f.default is not MISSING:

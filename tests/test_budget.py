@@ -5,11 +5,12 @@ import re
 import gymnasium
 import pytest
 
-from agentgym.budget import Budget
 from agentgym.config import ConfigError, EvalConfig, load_config
 from agentgym.eval import evaluate
 from agentgym.policy import SamplingParams, ScriptedPolicy
 from agentgym.rollout import EpisodeSpec, RolloutOptions, run_episodes
+from agentgym.rollout.budget import Budget
+from agentgym.rollout.context import SummarizeConfig
 from tests.test_rollout import ENV, bisect
 
 
@@ -24,11 +25,11 @@ def test_budget_carries_the_env_side_as_reset_options():
 
 
 def test_token_and_summary_budgets():
-    budget = Budget(max_turns=4, max_total_tokens=100, max_summaries=2)
+    budget, summaries = Budget(max_turns=4, max_total_tokens=100), SummarizeConfig(max_summaries=2)
     assert not budget.tokens_exceeded(100) and budget.tokens_exceeded(101)
-    assert budget.may_summarize(1) and not budget.may_summarize(2)
-    unlimited = Budget(max_turns=4, max_summaries=None)
-    assert not unlimited.tokens_exceeded(10**9) and unlimited.may_summarize(10**6)
+    assert summaries.may_summarize(1) and not summaries.may_summarize(2)
+    unlimited = Budget(max_turns=4), SummarizeConfig(max_summaries=None)
+    assert not unlimited[0].tokens_exceeded(10**9) and unlimited[1].may_summarize(10**6)
 
 
 @pytest.mark.parametrize("kwargs", [{"max_turns": 0}, {"max_turns": 2, "max_total_tokens": 0}])
@@ -82,9 +83,9 @@ def test_eval_config_wires_the_budgets_and_the_tracker(smol_tokenizer, tmp_path)
 
 
 def test_rollout_config_checks_its_values():
-    with pytest.raises(ConfigError, match="summary_threshold"):
-        load_config(None, EvalConfig, ["rollout.summary_threshold=1.5"])
-    with pytest.raises(ConfigError, match=re.escape("did you mean 'rollout.max_summaries'")):
-        load_config(None, EvalConfig, ["rollout.max_summary=4"])
+    with pytest.raises(ConfigError, match=re.escape("rollout.summarize.threshold must be in (0, 1]")):
+        load_config(None, EvalConfig, ["rollout.summarize.threshold=1.5"])
+    with pytest.raises(ConfigError, match=re.escape("did you mean 'rollout.summarize.max_summaries'")):
+        load_config(None, EvalConfig, ["rollout.summarize.max_summary=4"])
     with pytest.raises(ConfigError, match=re.escape("rollout.context must be one of")):
         load_config(None, EvalConfig, ["rollout.context=truncate"])

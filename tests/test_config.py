@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from agentgym.config import ConfigError, EvalConfig, config_help, load_config
+from agentgym.config import ConfigDeprecation, ConfigError, EvalConfig, config_help, load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -87,3 +87,20 @@ def test_train_help_config_shows_the_defaults_training_gives_its_sections():
 
     assert "  env.split (str, default 'train'): split whose tasks are used" in config_help(TrainConfig)
     assert "  env.split (str, default 'test'): split whose tasks are used" in config_help(EvalConfig)
+
+
+def test_the_flat_context_keys_of_version_0_1_still_work_and_say_their_new_name():
+    old = [
+        "rollout.context=summarize",
+        "rollout.max_summaries=7",
+        "rollout.summary_threshold=0.5",
+        "rollout.keep_last_k=2",
+    ]
+    with pytest.warns(ConfigDeprecation) as caught:
+        cfg = load_config(None, EvalConfig, old)
+    said = " ".join(str(w.message) for w in caught)
+    assert "use 'rollout.summarize.max_summaries'" in said and "use 'rollout.summarize.threshold'" in said
+    assert "'rollout.keep_last_k.k: N'" in said
+    new_keys = ["rollout.summarize.max_summaries=7", "rollout.summarize.threshold=0.5", "rollout.keep_last_k.k=2"]
+    new = load_config(None, EvalConfig, ["rollout.context=summarize", *new_keys])
+    assert cfg.rollout == new.rollout and cfg.rollout.context_config().max_summaries == 7

@@ -5,9 +5,16 @@ import re
 import gymnasium
 import pytest
 
-from agentgym.context import PLACEHOLDER, STAGE, SUMMARY_REQUEST, extract_summary
 from agentgym.policy import SamplingParams, ScriptedPolicy
 from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, rollout_metrics, run_episodes
+from agentgym.rollout.context import (
+    PLACEHOLDER,
+    STAGE,
+    SUMMARY_REQUEST,
+    KeepLastKConfig,
+    SummarizeConfig,
+    extract_summary,
+)
 from tests.test_rollout import ENV as GUESS
 
 KV = "agentgym/KVSum-v0"
@@ -38,9 +45,12 @@ def kv_agent(msgs):
     return f"{PADDING}<answer>{total}</answer>"
 
 
-def kv_run(tokenizer, n=3, stats=None, **opts):
+def kv_run(tokenizer, n=3, stats=None, context="full", **summarize):
+    """`n` KVSum episodes of 16 steps in a 700-token window; `summarize`: the parameters
+    of the summarize strategy (`SummarizeConfig`)."""
     tasks = gymnasium.make(KV, **KV_KWARGS).unwrapped.tasks("test")[:n]
-    options = RolloutOptions(max_new_tokens=64, max_context_tokens=700, **opts)
+    config = SummarizeConfig(**summarize) if context == "summarize" else None
+    options = RolloutOptions(max_new_tokens=64, max_context_tokens=700, context=context, context_config=config)
     return run_episodes(
         ScriptedPolicy(tokenizer, kv_agent),
         lambda: gymnasium.make(KV, **KV_KWARGS),
@@ -145,7 +155,7 @@ def test_keep_last_k_shows_exactly_the_last_k_observations(smol_tokenizer):
         GUESS,
         [EpisodeSpec(t.id, horizon) for t in tasks],
         SamplingParams(16),
-        RolloutOptions(max_new_tokens=16, context="keep_last_k", keep_last_k=k),
+        RolloutOptions(max_new_tokens=16, context="keep_last_k", context_config=KeepLastKConfig(k=k)),
     )
     for traj in trajs:
         assert traj.end_reason == "over_turn" and traj.turns == horizon

@@ -17,7 +17,7 @@ from agentgym.policy import ModelNotFoundError, SamplingParams, load_tokenizer
 from agentgym.policy.hf import HFPolicy
 from agentgym.policy.kv_cache import PrefixKVCache
 from agentgym.policy.models import build_tiny_model
-from agentgym.prompting import ChatFormat
+from agentgym.rollout.prompting import ChatFormat
 
 GREEDY = SamplingParams(max_new_tokens=8, temperature=0)
 

@@ -23,6 +23,7 @@ from agentgym.rollout import (
     rollout_metrics,
     write_rollout,
 )
+from agentgym.rollout.context import SummarizeConfig
 from agentgym.rollout.workers import init_ray
 from tests.test_context import KV, KV_KWARGS, kv_agent
 from tests.test_rollout import ENV as GUESS
@@ -85,7 +86,12 @@ def specs(*names, horizon=6):
     ("env_id", "kwargs", "respond", "options"),
     [
         (GUESS, {}, bisect, RolloutOptions(max_new_tokens=32)),
-        (KV, KV_KWARGS, kv_agent, RolloutOptions(64, 700, context="summarize", max_summaries=10)),
+        (
+            KV,
+            KV_KWARGS,
+            kv_agent,
+            RolloutOptions(64, 700, context="summarize", context_config=SummarizeConfig(max_summaries=10)),
+        ),
     ],
     ids=["guess-full", "kvsum-summarize"],
 )

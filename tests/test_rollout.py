@@ -9,8 +9,8 @@ from agentgym.envs.guess_number.oracle import BisectionOracle
 import agentgym
 from agentgym import Outcome, Task, TextEnv
 from agentgym.policy import Generation, SamplingParams, ScriptedPolicy
-from agentgym.prompting import ChatFormat
 from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutStats, run_episodes
+from agentgym.rollout.prompting import ChatFormat
 from agentgym.trajectory import load_trajectories, save_trajectories
 
 ENV = "agentgym/GuessNumber-16-v0"

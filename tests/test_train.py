@@ -95,7 +95,7 @@ def test_training_rollouts_summarize_and_run_on_ray(tmp_path):
         "curriculum.start=6",
         "rollout.context=summarize",
         "rollout.max_context_tokens=200",
-        "rollout.max_summaries=2",
+        "rollout.summarize.max_summaries=2",
         "rollout.backend=ray",
         "rollout.num_workers=1",
         "grpo.mask_overlong=false",

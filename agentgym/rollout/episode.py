@@ -12,12 +12,12 @@ States: "reset" (waits for the env's reset), "policy" (waits for a completion), 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
-from agentgym.budget import Budget, budget_visible
-from agentgym.context import ContextStrategy, Summarize, make_context_strategy
 from agentgym.policy.base import Generation
-from agentgym.prompting import ChatFormat, system_prompt
+from agentgym.rollout.budget import Budget, budget_visible
+from agentgym.rollout.context import ContextStrategy, make_context
+from agentgym.rollout.prompting import ChatFormat, system_prompt
 from agentgym.trajectory import Segment, Span, Trajectory, json_safe
 
 __all__ = ["Episode", "EpisodeSpec", "RolloutOptions"]
@@ -43,24 +43,23 @@ class RolloutOptions:
     check_again: bool = False
     budget_tracker: bool = False
     tools_in_template: bool | None = None
-    context: Literal["full", "keep_last_k", "summarize"] = "full"
-    keep_last_k: int = 5
-    summary_threshold: float = 0.95
-    max_summaries: int | None = 3
-    train_on_summaries: bool = True
+    context: str = "full"
+    context_config: Any = None  # the strategy's `Config` (None: its defaults)
     max_total_tokens: int | None = None
 
     @property
     def budget_visible(self) -> bool:
-        """Whether the agent can see its turn budget (`agentgym.budget.budget_visible`)."""
+        """Whether the agent can see its turn budget (`agentgym.rollout.budget.budget_visible`)."""
         return budget_visible(self)
 
     @classmethod
     def from_config(cls, rollout: Any, max_new_tokens: int) -> RolloutOptions:
         """The options a `RolloutConfig` section describes (shared by eval and training)."""
+        own = {f.name for f in fields(cls)} - {"max_new_tokens", "context_config"}
         return cls(
             max_new_tokens=max_new_tokens,
-            **{f.name: getattr(rollout, f.name) for f in fields(cls) if f.name != "max_new_tokens"},
+            context_config=rollout.context_config(),
+            **{name: getattr(rollout, name) for name in own},
         )
 
 
@@ -70,8 +69,9 @@ class Episode:
     The policy's context is `context_ids` (token ids) and `context_messages` (the same
     conversation as messages); `traj.messages` is the whole conversation for reading
     (every message, including the summary requests and the observations a strategy
-    replaced). Strategies (`agentgym.context`) change the context through
-    `append_observation`, `restart` and `ask_for_summary`.
+    replaced). The context strategy (`agentgym.rollout.context`, one instance per episode)
+    changes the context through `append_observation`, `restart`, `ask` and `finish`; the
+    episode knows no concrete strategy.
 
     Example (what the pool does):
         >>> ep = Episode("agentgym/GuessNumber-v0", EpisodeSpec("test-0", 8), tokenizer, RolloutOptions())
@@ -95,20 +95,17 @@ class Episode:
             max_turns=spec.horizon,
             max_new_tokens=options.max_new_tokens,
             max_total_tokens=options.max_total_tokens,
-            max_summaries=options.max_summaries,
             budget_tracker=options.budget_tracker,
             check_again=options.check_again,
         )
-        self.strategy = strategy or make_context_strategy(
-            options.context, keep_last_k=options.keep_last_k, summary_threshold=options.summary_threshold
-        )
+        self.strategy = strategy or make_context(options.context, options.context_config)
         self.state = "reset"
         self.segment: Segment | None = None
         self.context_messages: list[dict[str, str]] = []
         self.task_prompt = ""
         self.tools: list[dict[str, Any]] = []
-        self.compressions: list[tuple[int, int]] = []  # (tokens before, after) of each summary
-        self._held_back: str | None = None  # the observation kept out of a summarized context
+        self.compressions: list[tuple[int, int]] = []  # (tokens before, after) of each context compression
+        self._asked: tuple[str, bool] | None = None  # (kind, trained) of a pending `ask`
         self._action: Span | None = None  # the latest action sent to the env
 
     @property
@@ -144,16 +141,11 @@ class Episode:
 
     def act(self, gen: Generation) -> str | None:
         """Record a completion; return the action to send to the env, or None when there
-        is none (the completion was a summary, or it ended the episode)."""
+        is none (the completion answered an `ask`, or it ended the episode)."""
         seg, traj = self.segment, self.traj
-        summary = self._held_back is not None
-        span = seg.reply(
-            gen.token_ids,
-            gen.logprobs,
-            kind="summary" if summary else "action",
-            trained=not summary or self.options.train_on_summaries,
-            message=len(traj.messages),
-        )
+        kind, trained = self._asked or ("action", True)
+        self._asked = None
+        span = seg.reply(gen.token_ids, gen.logprobs, kind=kind, trained=trained, message=len(traj.messages))
         seg.extend(self.fmt.closing(gen.token_ids), False)
         traj.generated_tokens += len(gen.token_ids)
         traj.retokenized = traj.retokenized or bool(gen.meta.get("retokenized"))
@@ -163,12 +155,12 @@ class Episode:
         if self.budget.tokens_exceeded(traj.generated_tokens):
             self.finish("overlong", {})
             return None
-        if summary:
-            self._summarized(gen.text)
+        action = self.strategy.on_reply(self, gen.text, span)
+        if action is None or self.done:
             return None
         self._action = span  # the env's answer gives it its turn (`on_step`)
         self.state = "env"
-        return gen.text
+        return action
 
     def on_step(self, observation: str, reward: float, terminated: bool, truncated: bool, info: dict) -> None:
         """Record the env's step; the context strategy places the observation."""
@@ -192,8 +184,11 @@ class Episode:
 
     # ------------------------------------------------------------------ context changes
 
-    def append_observation(self, observation: str, delta: list[int], info: dict[str, Any]) -> None:
-        """Append an observation's template delta to the current segment."""
+    def append_observation(self, observation: str, info: dict[str, Any], delta: list[int] | None = None) -> None:
+        """Append an observation (its chat-template delta, when already computed) to the
+        current segment."""
+        if delta is None:
+            delta = self.fmt.user_turn(observation)
         if self._overflows(len(self.segment) + len(delta), info):
             return
         self.segment.extend(delta, False)
@@ -205,30 +200,23 @@ class Episode:
         self.traj.segments.append(self.segment)
         self.context_messages = list(messages)
         self.state = "policy"
-        self._overflows(len(self.segment), info)
+        if not self._overflows(len(self.segment), info):
+            self.strategy.on_restart(self, self.segment)
 
-    def ask_for_summary(self, request: str, held_back: str, info: dict[str, Any]) -> None:
-        """Hold back `held_back` and ask the policy for a summary (a user message the env
-        never sees); the reply is recorded in this segment, which becomes kind "summary"."""
+    def ask(self, request: str, *, kind: str, trained: bool, info: dict[str, Any]) -> None:
+        """Ask the policy something the env never sees (a user message, e.g. SUPO's summary
+        request). The reply is recorded in this segment as a span of `kind` (in the loss
+        when `trained`), the segment takes that kind, and the reply goes to the strategy's
+        `on_reply`, not to the env."""
         delta = self.fmt.user_turn(request)
         if self._overflows(len(self.segment) + len(delta), info):
             return
         self.segment.extend(delta, False)
-        self.segment.kind = "summary"
+        self.segment.kind = kind
         message = {"role": "user", "content": request}
         self.context_messages.append(message)
         self.traj.messages.append(message)
-        self._held_back = held_back
-
-    def _summarized(self, reply: str) -> None:
-        assert isinstance(self.strategy, Summarize)
-        before = len(self.segment)
-        messages = self.strategy.next_context(self, reply, self._held_back)
-        self._held_back = None
-        self.traj.summaries += 1
-        self.traj.messages.append(messages[-1])
-        self.restart(messages, {})
-        self.compressions.append((before, len(self.segment)))
+        self._asked = (kind, trained)
 
     def _overflows(self, tokens: int, info: dict[str, Any]) -> bool:
         """End the episode `overlong` (and return True) when `tokens` plus the next
