@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import random
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -41,28 +40,7 @@ from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker
 from agentgym.train_config import TrainConfig, WarmStartConfig
 from agentgym.trajectory import Trajectory, load_trajectories
 
-__all__ = ["RandomAnswer", "behaviour_clone", "collect_oracle", "oracle_responder", "sft_rows", "warm_start"]
-
-
-class RandomAnswer:
-    """Format-only demonstrations: `<answer>K</answer>` with K drawn uniformly from [low, high].
-
-    Cloning an optimal oracle copies it: the policy becomes near-deterministic and GRPO
-    groups then have equal rewards (no signal). Cloning the *successful* episodes of random
-    guessing teaches the action format and leaves the strategy to RL.
-
-    Args:
-        low, high: the range of the answers.
-        template: the reply, with `{}` where the number goes.
-        seed: seed of the draws (one stream for all episodes, so they differ).
-    """
-
-    def __init__(self, low: int = 1, high: int = 16, template: str = "<answer>{}</answer>", seed: int = 0):
-        self.low, self.high, self.template = low, high, template
-        self.rng = random.Random(seed)
-
-    def respond(self, messages: list[dict[str, Any]]) -> str:
-        return self.template.format(self.rng.randint(self.low, self.high))
+__all__ = ["behaviour_clone", "collect_oracle", "oracle_responder", "sft_rows", "warm_start"]
 
 
 def oracle_responder(spec: str, kwargs: dict[str, Any]) -> Callable[[list[dict[str, Any]]], str]:
