@@ -59,6 +59,25 @@ def test_behaviour_cloning_lowers_the_loss_on_assistant_tokens(oracle_setup, bac
     assert sft_loss(model, rows, tok.pad_token_id) == pytest.approx(info["sft_loss_after"], rel=1e-4)
 
 
+class TurnByTurn:
+    """An oracle in the shape `ReplayOracle` serves, without `ReplayOracle`."""
+
+    def act(self, observation):
+        return "<answer>8</answer>"
+
+
+def test_a_warm_start_oracle_with_act_but_no_respond_is_refused_with_the_fix():
+    from agentgym.trainers.sft import load_oracle
+
+    from agentgym.config import ConfigError
+
+    with pytest.raises(
+        ConfigError,
+        match=r"warm_start\.oracle: tests.test_sft:TurnByTurn has act\(observation\) but no respond.*ReplayOracle",
+    ):
+        load_oracle("tests.test_sft:TurnByTurn", {})
+
+
 def test_the_warm_starts_success_rate_leaves_aborted_episodes_out(oracle_setup, tmp_path):
     import dataclasses
 
