@@ -117,8 +117,8 @@ class WarmStartConfig:
     source: Literal["oracle", "file"] = help_field("oracle", "oracle: collect with a scripted policy; file: load")
     oracle: str | None = help_field(
         None,
-        "source=oracle (required): module:Class of a scripted policy for this env, with respond(messages) -> reply, "
-        "or act(observation) -> reply (rebuilt per turn from the conversation)",
+        "source=oracle (required): module:Class of a scripted oracle for this env (agentgym.oracle): "
+        "respond(messages) -> reply; one written turn by turn subclasses agentgym.oracle.ReplayOracle",
     )
     oracle_kwargs: dict[str, Any] = help_field({}, "constructor arguments of the oracle")
     path: str | None = help_field(None, "source=file: trajectories (.jsonl/.parquet); only successes are used")

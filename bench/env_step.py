@@ -27,7 +27,7 @@ def record_actions(env, oracle, tasks):
         obs, info = env.reset(options={"task_id": task.id})
         actions, done = [], False
         while not done:
-            action = oracle.act(obs, info)
+            action = oracle.act(obs)
             actions.append(action)
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
@@ -57,10 +57,10 @@ def time_oracle(env, oracle, tasks, seconds):
     while time.perf_counter() - start < seconds:
         for task in tasks:
             oracle.reset()
-            obs, info = env.reset(options={"task_id": task.id})
+            obs, _ = env.reset(options={"task_id": task.id})
             done = False
             while not done:
-                obs, _, terminated, truncated, info = env.step(oracle.act(obs, info))
+                obs, _, terminated, truncated, _ = env.step(oracle.act(obs))
                 done = terminated or truncated
                 steps += 1
     return steps / (time.perf_counter() - start)

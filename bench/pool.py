@@ -51,15 +51,6 @@ class Sleep200(TextEnv):
 SLEEP_ENV = agentgym.register("Sleep200-bench-v0", Sleep200)
 
 
-def bisect(msgs):
-    oracle = BisectionOracle(16)
-    action = ""
-    for m in msgs:
-        if m["role"] == "user":
-            action = oracle.act(m["content"])
-    return action
-
-
 def episodes_per_s(pool, policy, specs, sampling, options, repeats):
     """Best of `repeats` timed runs (after the workers are up)."""
     rates = []
@@ -102,7 +93,7 @@ def overhead(tokenizer, quick: bool) -> None:
     tasks = gymnasium.make(env_id).unwrapped.tasks("test")
     n = 256 if quick else 512
     specs = [EpisodeSpec(tasks[i % len(tasks)].id, 8, sample=i) for i in range(n)]
-    policy = ScriptedPolicy(tokenizer, bisect)
+    policy = ScriptedPolicy(tokenizer, BisectionOracle(16))
     sampling, options = SamplingParams(16), RolloutOptions(max_new_tokens=16)
     repeats = 3 if quick else 5
     print(f"\n2. Ray backend overhead on a fast env ({env_id}, bisection oracle, {n} episodes, 64 in flight)")

@@ -19,7 +19,7 @@ class FakeOpenAI:
     ):
         """`text_only`: like `transformers serve`, refuse token-id prompts and vLLM's sampling
         fields (422); `pinned`: refuse other model names (400), as `transformers serve MODEL` does."""
-        self.tokenizer, self.n, self.token_ids = tokenizer, n, token_ids
+        self.tokenizer, self.oracle, self.token_ids = tokenizer, BisectionOracle(n), token_ids
         self.text_only, self.pinned = text_only, pinned
         self.requests: list[dict] = []
         handler = self._handler()
@@ -37,13 +37,6 @@ class FakeOpenAI:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
-
-    def reply_for(self, observations: list[str]) -> str:
-        oracle = BisectionOracle(self.n)
-        action = ""
-        for obs in observations:
-            action = oracle.act(obs)
-        return action
 
     def _handler(self):
         fake = self
@@ -75,8 +68,7 @@ class FakeOpenAI:
                     if unexpected:
                         return self._send(422, {"detail": f"Unexpected fields in the request: {unexpected}"})
                 if self.path.endswith("/chat/completions"):
-                    obs = [m["content"] for m in req["messages"] if m["role"] == "user"]
-                    text = fake.reply_for(obs)
+                    text = fake.oracle.respond(req["messages"])
                     n = len(tok(text, add_special_tokens=False)["input_ids"])
                     content = [{"token": "x", "logprob": -0.5, "bytes": None, "top_logprobs": []} for _ in range(n)]
                     choice = {
@@ -98,7 +90,7 @@ class FakeOpenAI:
                 if self.path.endswith("/completions"):
                     prompt = req["prompt"] if isinstance(req["prompt"], str) else tok.decode(req["prompt"])
                     obs = [part.split("<|im_end|>")[0] for part in prompt.split("<|im_start|>user\n")[1:]]
-                    text = fake.reply_for(obs)
+                    text = fake.oracle.respond([{"role": "user", "content": o} for o in obs])
                     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
                     if fake.token_ids and req.get("return_tokens_as_token_ids"):
                         tokens = [f"token_id:{i}" for i in ids]

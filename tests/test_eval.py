@@ -67,16 +67,8 @@ def test_result_files_are_written(smol_tokenizer, tmp_path):
 def test_kvsum_reports_task_accuracy_by_step(smol_tokenizer, tmp_path):
     from agentgym.envs.kvsum.oracle import KVSumOracle
 
-    def oracle(msgs):
-        o = KVSumOracle()
-        action = ""
-        for m in msgs:
-            if m["role"] == "user":
-                action = o.act(m["content"])
-        return action
-
     c = cfg(tmp_path, "env.id=agentgym/KVSum-v0", "env.kwargs={num_steps: 4}", "horizons=[2,4]")
-    result = evaluate(c, ScriptedPolicy(smol_tokenizer, oracle))
+    result = evaluate(c, ScriptedPolicy(smol_tokenizer, KVSumOracle()))
     assert result.success_at(4) == 1.0 and result.success_at(2) == 0.0
     kv = result.summary["task_accuracy_by_step"]
     assert kv["task_accuracy"] == [1.0, 1.0, 1.0, 1.0] and kv["H_0.5"] is None

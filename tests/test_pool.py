@@ -120,7 +120,7 @@ def test_a_worker_killed_with_sigkill_aborts_its_episodes_and_the_run_goes_on(ra
             return super().generate(prompts, params, messages)
 
     with pool(envs_per_worker=2, max_concurrent=4) as p:
-        victim = p.workers.pids[0]
+        victim = ray.get(p.workers.hosts[0].ping.remote())
         stats = RolloutStats()
         trajs = p.run(Killer(smol_tokenizer, say()), specs(*["nap"] * 10), SamplingParams(8), stats=stats)
         assert ray.get(p.workers.hosts[0].ping.remote()) != victim  # a fresh worker replaced it

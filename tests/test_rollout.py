@@ -16,14 +16,11 @@ from agentgym.trajectory import load_trajectories, save_trajectories
 ENV = "agentgym/GuessNumber-16-v0"
 
 
+BISECTION = BisectionOracle(16)  # one oracle for every episode: it replays each conversation
+
+
 def bisect(msgs):
-    """Stateless oracle: replay the observations into a fresh bisection."""
-    oracle = BisectionOracle(16)
-    action = ""
-    for m in msgs:
-        if m["role"] == "user":
-            action = oracle.act(m["content"])
-    return f"My guess: {action}"
+    return f"My guess: {BISECTION.respond(msgs)}"
 
 
 def run(tokenizer, respond=bisect, horizon=6, n=6, env_id=ENV, max_new_tokens=64, **opts):

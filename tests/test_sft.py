@@ -59,13 +59,23 @@ def test_behaviour_cloning_lowers_the_loss_on_assistant_tokens(oracle_setup, bac
     assert sft_loss(model, rows, tok.pad_token_id) == pytest.approx(info["sft_loss_after"], rel=1e-4)
 
 
-def test_format_only_demonstrations_vary_and_stay_in_range():
-    from agentgym.trainers.sft import oracle_responder
+class TurnByTurn:
+    """An oracle in the shape `ReplayOracle` serves, without `ReplayOracle`."""
 
-    respond = oracle_responder("agentgym.trainers.sft:RandomAnswer", {"low": 1, "high": 16})
-    replies = [respond([{"role": "user", "content": "guess"}]) for _ in range(50)]
-    numbers = {int(r.removeprefix("<answer>").removesuffix("</answer>")) for r in replies}
-    assert numbers <= set(range(1, 17)) and len(numbers) > 5
+    def act(self, observation):
+        return "<answer>8</answer>"
+
+
+def test_a_warm_start_oracle_with_act_but_no_respond_is_refused_with_the_fix():
+    from agentgym.trainers.sft import load_oracle
+
+    from agentgym.config import ConfigError
+
+    with pytest.raises(
+        ConfigError,
+        match=r"warm_start\.oracle: tests.test_sft:TurnByTurn has act\(observation\) but no respond.*ReplayOracle",
+    ):
+        load_oracle("tests.test_sft:TurnByTurn", {})
 
 
 def test_the_warm_starts_success_rate_leaves_aborted_episodes_out(oracle_setup, tmp_path):

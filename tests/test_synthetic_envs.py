@@ -17,7 +17,7 @@ def play(env, oracle, task_id, max_turns):
     obs, info = env.reset(options={"task_id": task_id, "max_turns": max_turns})
     total, terminated, truncated = 0.0, False, False
     while not (terminated or truncated):
-        obs, reward, terminated, truncated, info = env.step(oracle.act(obs, info))
+        obs, reward, terminated, truncated, info = env.step(oracle.act(obs))
         total += reward
     return total, info
 

@@ -316,15 +316,11 @@ def test_web_episodes_run_in_the_local_pools_env_threads_and_a_new_thread_gets_i
     env_id = "agentgym/WebShop-v0"
     tasks = gymnasium.make(env_id).unwrapped.tasks("test")[:2]
 
-    def respond(msgs):
-        oracle = WebOracle(next(t for t in tasks if t.instruction in msgs[1]["content"]))
-        return [oracle.act(m["content"]) for m in msgs[1:] if m["role"] == "user"][-1]
-
     specs = [EpisodeSpec(t.id, 30) for t in tasks]
     for _ in range(2):  # the second pool's thread is a new one: it starts its own browser
         with RolloutPool(env_maker(env_id), env_id, step_timeout_s=60, max_concurrent=2) as pool:
             trajs = pool.run(
-                ScriptedPolicy(smol_tokenizer, respond), specs, SamplingParams(256), RolloutOptions(256, 16384)
+                ScriptedPolicy(smol_tokenizer, WebOracle(tasks)), specs, SamplingParams(256), RolloutOptions(256, 16384)
             )
         assert [t.end_reason for t in trajs] == ["success", "success"], [t.error for t in trajs]
 

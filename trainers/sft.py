@@ -3,9 +3,10 @@
 A small model that never produces a well-formed action gives GRPO nothing to compare
 (every rollout of a group earns 0), so a short supervised pass on successful episodes
 comes first. The episodes come from a file of trajectories, or are collected on the fly
-by a scripted oracle (e.g. `agentgym.envs.guess_number.oracle:BisectionOracle`) through
-the same rollout code as RL, so the tokens trained on are exactly the tokens the policy
-will see. The loss is on the assistant's tokens only: the trajectories' loss masks.
+by a scripted oracle (`agentgym.oracle`, e.g.
+`agentgym.envs.guess_number.oracle:ConsistentRandomGuesser`) through the same rollout
+code as RL, so the tokens trained on are exactly the tokens the policy will see. The
+loss is on the assistant's tokens only: the trajectories' loss masks.
 
 Two backends: TRL's `SFTTrainer` (default; the dataset carries `labels` that are -100
 off the mask), or the trainers' own loop (`plain`: no extra output folder, no accelerate
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import random
 import tempfile
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium
@@ -34,6 +33,8 @@ from agentgym.trainers.common import (
     token_logprobs,
 )
 
+from agentgym.config import ConfigError
+from agentgym.oracle import Oracle
 from agentgym.policy import ScriptedPolicy
 from agentgym.policy.base import SamplingParams
 from agentgym.registration import full_id, load_plugins
@@ -41,50 +42,25 @@ from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker
 from agentgym.train_config import TrainConfig, WarmStartConfig
 from agentgym.trajectory import Trajectory, load_trajectories
 
-__all__ = ["RandomAnswer", "behaviour_clone", "collect_oracle", "oracle_responder", "sft_rows", "warm_start"]
+__all__ = ["behaviour_clone", "collect_oracle", "load_oracle", "sft_rows", "warm_start"]
 
 
-class RandomAnswer:
-    """Format-only demonstrations: `<answer>K</answer>` with K drawn uniformly from [low, high].
-
-    Cloning an optimal oracle copies it: the policy becomes near-deterministic and GRPO
-    groups then have equal rewards (no signal). Cloning the *successful* episodes of random
-    guessing teaches the action format and leaves the strategy to RL.
-
-    Args:
-        low, high: the range of the answers.
-        template: the reply, with `{}` where the number goes.
-        seed: seed of the draws (one stream for all episodes, so they differ).
-    """
-
-    def __init__(self, low: int = 1, high: int = 16, template: str = "<answer>{}</answer>", seed: int = 0):
-        self.low, self.high, self.template = low, high, template
-        self.rng = random.Random(seed)
-
-    def respond(self, messages: list[dict[str, Any]]) -> str:
-        return self.template.format(self.rng.randint(self.low, self.high))
-
-
-def oracle_responder(spec: str, kwargs: dict[str, Any]) -> Callable[[list[dict[str, Any]]], str]:
-    """A reply function from an oracle class (`module:Class`). A class with
-    `respond(messages)` is used as is; one with `act(observation)` is rebuilt for each call
-    and replays the conversation's observations, so many episodes can share it."""
+def load_oracle(spec: str, kwargs: dict[str, Any]) -> Oracle:
+    """The oracle `warm_start.oracle` names (`module:Class`), built with `kwargs`."""
     module, _, name = spec.partition(":")
     if not name:
-        raise ValueError(f"warm_start.oracle must look like module:Class, got {spec!r}")
+        raise ConfigError(f"warm_start.oracle must look like module:Class, got {spec!r}")
     cls = getattr(importlib.import_module(module), name)
-    if hasattr(cls, "respond"):
-        return cls(**kwargs).respond
-
-    def respond(messages: list[dict[str, Any]]) -> str:
-        oracle = cls(**kwargs)
-        reply = ""
-        for m in messages:
-            if m["role"] == "user":
-                reply = oracle.act(m["content"])
-        return reply
-
-    return respond
+    if not callable(getattr(cls, "respond", None)):
+        if callable(getattr(cls, "act", None)):
+            raise ConfigError(
+                f"warm_start.oracle: {spec} has act(observation) but no respond(messages): make it subclass "
+                "agentgym.oracle.ReplayOracle (and give it reset()), which replays each conversation into act"
+            )
+        raise ConfigError(
+            f"warm_start.oracle: {spec} is not an oracle: it needs respond(messages) -> str (agentgym.oracle)"
+        )
+    return cls(**kwargs)
 
 
 def collect_oracle(cfg: TrainConfig, tokenizer: Any, pool: RolloutPool | None = None) -> list[Trajectory]:
@@ -99,7 +75,7 @@ def collect_oracle(cfg: TrainConfig, tokenizer: Any, pool: RolloutPool | None = 
     rng = np.random.default_rng([cfg.seed, 7919])
     picks = rng.choice(len(task_ids), size=ws.episodes, replace=ws.episodes > len(task_ids))
     specs = [EpisodeSpec(task_ids[j], ws.horizon, sample=0, seed=cfg.seed + i) for i, j in enumerate(picks)]
-    policy = ScriptedPolicy(tokenizer, oracle_responder(ws.oracle, ws.oracle_kwargs), name="oracle")
+    policy = ScriptedPolicy(tokenizer, load_oracle(ws.oracle, ws.oracle_kwargs), name="oracle")
     r = cfg.rollout
     # A scripted oracle cannot write summaries: its episodes keep the full context.
     options = dataclasses.replace(RolloutOptions.from_config(r, cfg.sampling.max_new_tokens), context="full")

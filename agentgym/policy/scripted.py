@@ -1,10 +1,11 @@
-"""`ScriptedPolicy`: a policy whose replies come from a Python function (tests, oracles, baselines)."""
+"""`ScriptedPolicy`: a policy whose replies come from an oracle or a Python function (tests, baselines)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agentgym.oracle import Oracle
 from agentgym.policy.base import Generation, Policy, SamplingParams
 
 __all__ = ["ScriptedPolicy"]
@@ -18,18 +19,22 @@ class ScriptedPolicy(Policy):
 
     Args:
         tokenizer: a Hugging Face tokenizer with a chat template.
-        respond: maps the conversation so far (system, user, assistant, ... messages) to the
+        respond: an oracle (`agentgym.oracle.Oracle`), or a function like its `respond`:
+            maps the conversation so far (system, user, assistant, ... messages) to the
             next reply's text. A list of strings is replayed in order for every episode,
             indexed by the number of assistant messages so far.
 
     Example:
+        >>> policy = ScriptedPolicy(tok, BisectionOracle(16))
         >>> policy = ScriptedPolicy(tok, lambda msgs: "<answer>8</answer>")
     """
 
-    def __init__(self, tokenizer: Any, respond: Responder | Sequence[str], name: str = "scripted"):
+    def __init__(self, tokenizer: Any, respond: Oracle | Responder | Sequence[str], name: str = "scripted"):
         self.tokenizer = tokenizer
         self.name = name
-        if callable(respond):
+        if isinstance(respond, Oracle):
+            self.respond = respond.respond
+        elif callable(respond):
             self.respond = respond
         else:
             replies = list(respond)

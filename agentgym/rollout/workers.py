@@ -61,6 +61,7 @@ class EnvHost:
         self.envs: dict[int, gym.Env] = {}
 
     def ping(self) -> int:
+        """The process id of this host; that it answers at all means it is up."""
         return os.getpid()
 
     def reset(self, slot: int, seed: int | None, options: dict[str, Any]) -> tuple[bool, Any, float]:
@@ -302,7 +303,9 @@ class RayWorkers:
         self.make_env = make_env
         self.num_workers, self.slots_per_worker = num_workers, slots_per_worker
         self.hosts = [self.actor_cls.remote(make_env) for _ in range(num_workers)]
-        self.pids = ray.get([h.ping.remote() for h in self.hosts])
+        # Wait until every actor is up: step deadlines count from submission, and an
+        # actor's start-up must not be charged to its first episodes' steps.
+        ray.get([h.ping.remote() for h in self.hosts])
 
     def submit(self, worker: int, method: str, *args: Any) -> Any:
         return getattr(self.hosts[worker], method).remote(*args)
@@ -328,7 +331,6 @@ class RayWorkers:
         """Replace an actor that died or hangs by a fresh one (its envs are lost)."""
         self.ray.kill(self.hosts[worker], no_restart=True)
         self.hosts[worker] = self.actor_cls.remote(self.make_env)
-        self.pids[worker] = None  # filled lazily; only tests look at pids
 
     def close(self) -> None:
         ray = self.ray

@@ -1,5 +1,6 @@
-"""GuessNumber policies from the feedback alone (they never peek at the target): the
-optimal bisection, and a random guesser that stays inside the interval still possible."""
+"""GuessNumber oracles from the feedback alone (they never peek at the target): the
+optimal bisection, written turn by turn (`ReplayOracle`), and a random guesser that stays
+inside the interval still possible, which reads the whole conversation (`agentgym.oracle`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import random
 import re
 from typing import Any
 
+from agentgym.oracle import ReplayOracle
+
 _FEEDBACK = re.compile(r"(\d+) is wrong: my number is (higher|lower)")
 
 
-class BisectionOracle:
+class BisectionOracle(ReplayOracle):
     """Guesses the midpoint of the interval still possible; wins in `task.min_turns` turns.
 
     Args:
@@ -20,12 +23,12 @@ class BisectionOracle:
 
     def __init__(self, n: int, use_tool: bool = False):
         self.n, self.use_tool = n, use_tool
-        self.lo, self.hi = 1, n
+        self.reset()
 
     def reset(self) -> None:
         self.lo, self.hi = 1, self.n
 
-    def act(self, observation: str, info: dict[str, Any] | None = None) -> str:
+    def act(self, observation: str) -> str:
         m = _FEEDBACK.search(observation)
         if m:
             k = int(m.group(1))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+
+from agentgym.oracle import ReplayOracle
 
 _KEYS = re.compile(r"Keys: ([a-z, ]+)\.")
 _ENTRY = re.compile(r"^([a-z]{5}): (-?\d+)$", re.MULTILINE)
 _RESPONSE = re.compile(r"<tool_response name=\"lookup\">\n(-?\d+)\n</tool_response>")
 
 
-class KVSumOracle:
+class KVSumOracle(ReplayOracle):
     """Keeps the running sum exactly; in lookup mode it looks up all keys of a step in one
     message, then answers, so it wins in `task.min_turns` turns."""
 
@@ -24,7 +25,7 @@ class KVSumOracle:
         self.keys: list[str] = []
         self.pending: list[str] = []
 
-    def act(self, observation: str, info: dict[str, Any] | None = None) -> str:
+    def act(self, observation: str) -> str:
         self.dictionary.update((k, int(v)) for k, v in _ENTRY.findall(observation))
         m = _KEYS.search(observation)
         if m:

@@ -9,11 +9,13 @@ It never looks at the DOM. Tests and `bench/web.py` use it; it is also a referen
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from agentgym.envs.web.snapshot import find_ref
 
 from agentgym.env import Task
+from agentgym.oracle import ReplayOracle
 
 __all__ = ["WebOracle", "tool_call"]
 
@@ -23,22 +25,32 @@ def tool_call(name: str, **arguments: Any) -> str:
     return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
 
 
-class WebOracle:
+class WebOracle(ReplayOracle):
     """Plays a task's `metadata["plan"]` one action per turn.
+
+    Given several tasks, it plays the one whose instruction the episode's first
+    observation shows, so one oracle serves a pool's episodes (`respond`).
 
     Example:
         >>> oracle = WebOracle(task)
         >>> obs, info = env.reset(options={"task_id": task.id})
         >>> while not done:
         ...     obs, reward, done, truncated, info = env.step(oracle.act(obs))
+        >>> policy = ScriptedPolicy(tokenizer, WebOracle(env.unwrapped.tasks("test")))
     """
 
-    def __init__(self, task: Task):
-        self.plan: list[dict[str, Any]] = task.metadata["plan"]
+    def __init__(self, tasks: Task | Sequence[Task]):
+        self.tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
+        self.reset()
+
+    def reset(self) -> None:
+        self.plan: list[dict[str, Any]] | None = self.tasks[0].metadata["plan"] if len(self.tasks) == 1 else None
         self.index = 0
 
     def act(self, observation: str) -> str:
         """The next action, given the latest observation."""
+        if self.plan is None:
+            self.plan = self._plan_shown_in(observation)
         if self.index >= len(self.plan):
             return "<answer>done</answer>"
         step = self.plan[self.index]
@@ -64,3 +76,12 @@ class WebOracle:
         if op == "type":
             return tool_call("type", ref=ref, text=step["text"], submit=step["submit"])
         return tool_call("select", ref=ref, option=step["option"])
+
+    def _plan_shown_in(self, observation: str) -> list[dict[str, Any]]:
+        for task in self.tasks:
+            if task.instruction in observation:
+                return task.metadata["plan"]
+        raise ValueError(
+            f"none of the oracle's {len(self.tasks)} tasks has its instruction in the first observation: "
+            "give WebOracle the tasks of the split the episodes run on"
+        )
