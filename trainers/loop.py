@@ -8,6 +8,9 @@ An algorithm subclasses `Trainer` and implements `update(trajectories, horizon)`
     run_step:    horizon -> rollouts -> update -> log (evaluate when due) -> checkpoint when due
     finish:      checkpoint -> evaluate -> the trained model
 
+SIGINT or SIGTERM during the steps ends the run at the next step boundary with a checkpoint
+(`Trainer.stop`), from which `resume=true` continues exactly.
+
 Under `accelerate launch` or `torchrun` (see `trainers/distributed.py`) every rank runs this
 same loop on its share of each step's tasks; gradients and update statistics are summed
 over the ranks, so every rank takes the same optimizer step, and the rollout metrics come
@@ -17,15 +20,18 @@ main rank alone logs, checkpoints, evaluates and saves the final model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +69,9 @@ from agentgym.train_config import TrainConfig
 from agentgym.trajectory import Trajectory, save_trajectories
 
 __all__ = ["MetricsLogger", "Trainer", "batch_metrics"]
+
+#: The signals that stop a run cleanly: Ctrl-C, and what schedulers (SLURM, Kubernetes) send before killing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class MetricsLogger:
@@ -193,6 +202,7 @@ class Trainer(ABC):
         self.last_metrics: dict[str, float] | None = None
         self.pool: RolloutPool | None = None
         self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
+        self.stop_requested: str | None = None  # why the run should stop after the step in progress (`stop`)
 
     def prepare_output_dir(self) -> Path:
         """`output_dir`, writable. A folder that holds a run (its metrics, checkpoints or
@@ -431,32 +441,41 @@ class Trainer(ABC):
 
     # ------------------------------------------------------------------ the loop
 
-    def train(self, until: int | None = None) -> dict[str, Any]:
-        """Run the steps up to `cfg.steps` (or stop after step `until`, to simulate an
-        interruption): `begin`, `run_step` for each step, `finish`.
+    def train(self) -> dict[str, Any]:
+        """Run the steps up to `cfg.steps`: `begin`, `run_step` for each step, `finish`.
 
-        Returns the steps done, the last step's record and the evaluations made.
+        SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) while the steps run stops the
+        run cleanly: the step in progress ends, a checkpoint of the steps done is written, a
+        line on stderr says how to continue (`resume=true`), and `train` returns. A second
+        signal interrupts at once, as it would without the trainer. See `stop`.
+
+        Returns the steps done, the last step's record, the evaluations made, and what
+        stopped the run early (a signal's name; None for a run that reached `cfg.steps`).
         """
+        self.stop_requested = None  # a request stops the run in progress, not the next one
         self.logger = self.open_log()
-        last = min(self.cfg.steps, until) if until is not None else self.cfg.steps
+        stopped: str | None = None
         record: dict[str, Any] = {}
         try:
             self.begin()
-            with self.progress_bar() as bar:
-                while self.step < last:
+            with self.progress_bar() as bar, self.stopping_on_signals():
+                while self.step < self.cfg.steps and stopped is None:
                     record = self.run_step(self.step)
                     bar.update(1)
                     bar.set_postfix_str(
                         f"h={record['horizon']} reward={record['reward_mean']:.2f} success={record['success_rate']:.2f}"
                     )
-            if self.step >= self.cfg.steps:
+                    stopped = self.stop_agreed()
+            if stopped is None:
                 self.finish()
+            else:
+                self.checkpoint_stop(stopped)
             self.plot()
             self.dist.barrier()  # no rank leaves (and closes the process group) while another still works
         finally:
             self.logger.close()
             self.close()
-        return {"step": self.step, "last": record, "evals": self.evals}
+        return {"step": self.step, "last": record, "evals": self.evals, "stopped": stopped}
 
     def open_log(self) -> MetricsLogger:
         """The run's `config.json` and its metrics log (both written by the main rank alone)."""
@@ -557,6 +576,72 @@ class Trainer(ABC):
             desc="train",
             unit="step",
             disable=not (self.cfg.progress and self.dist.is_main),
+        )
+
+    # ------------------------------------------------------------------ stopping early
+
+    def stop(self, reason: str = "stop()") -> None:
+        """Ask the run to stop after the step in progress, with a checkpoint of the steps done
+        (what SIGINT and SIGTERM do while `train` runs; call it from a callback or another
+        thread to the same effect). It only sets a flag, which the loop reads between steps:
+        a step is never cut in half, so `resume=true` continues exactly.
+
+        Example:
+            >>> threading.Timer(3600, trainer.stop).start()  # an hour of training at most
+            >>> trainer.train()["stopped"]
+            'stop()'
+        """
+        self.stop_requested = self.stop_requested or reason
+
+    def stop_agreed(self) -> str | None:
+        """Why the run stops after the step just done, or None. Any rank's request stops every
+        rank, at the same step: ranks that disagreed would wait forever in each other's
+        collectives (a Ctrl-C reaches the ranks at slightly different moments)."""
+        return next((reason for reason in self.dist.all_gather_object(self.stop_requested) if reason), None)
+
+    @contextlib.contextmanager
+    def stopping_on_signals(self) -> Iterator[None]:
+        """While the steps run, the first SIGINT or SIGTERM calls `stop`; it also puts the
+        previous handlers back, so that a second signal does what it did before (Ctrl-C
+        raises KeyboardInterrupt, SIGTERM terminates): a user can still force-quit.
+
+        Only the main thread may set signal handlers: elsewhere (a thread of a notebook or a
+        test) the steps run without them. A signal the process ignores (SIG_IGN, e.g. SIGINT
+        in a background job) stays ignored.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        previous = {sig: h for sig, h in previous.items() if h not in (None, signal.SIG_IGN)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            restore()
+            self.stop(signal.Signals(signum).name)
+
+        for sig in previous:
+            signal.signal(sig, on_signal)
+        try:
+            yield
+        finally:
+            restore()
+
+    def checkpoint_stop(self, reason: str) -> None:
+        """The end of a stopped run: a checkpoint of the steps done (unless the last step has
+        just written one) and one line on stderr saying how to continue."""
+        if not self.dist.is_main:
+            return
+        path = self.out / "checkpoints" / f"step-{self.step:06d}"
+        if not self.checkpoint_due():  # when due, the step just done has written it
+            path = self.save()
+        print(
+            f"stopped by {reason} after step {self.step} of {self.cfg.steps}: checkpoint {path}; "
+            "continue with resume=true",
+            file=sys.stderr,
         )
 
     def save_final(self) -> Path:
