@@ -170,7 +170,7 @@ class TrainConfig:
         None, "torch CPU threads (null: torch's default); 1 is fastest on cores shared with other jobs"
     )
     output_dir: str = help_field("runs/train", "checkpoints, metrics.jsonl, TensorBoard logs, the final model")
-    checkpoint_every: int = help_field(10, "save a checkpoint every N steps (0 = only at the end)")
+    checkpoint_every: int = help_field(10, "save a checkpoint every N steps (0 = only at the end, or when stopped)")
     keep_checkpoints: int = help_field(2, "most recent checkpoints kept")
     resume: bool = help_field(False, "continue from the latest intact checkpoint in output_dir")
     overwrite: bool = help_field(

@@ -1,7 +1,10 @@
 """The agentgym command: envs, play, and --help everywhere."""
 
+import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -164,6 +167,26 @@ def test_training_into_a_folder_that_holds_a_run_needs_resume_or_overwrite(tmp_p
     assert "holds a run" in one_line_error(capsys, run)
     assert main([*run, "overwrite=true"]) == 0  # the old run is deleted: its step-3 checkpoint cannot win a resume
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*")) == ["step-000001"]
+
+
+def test_ctrl_c_stops_agentgym_train_with_a_checkpoint_and_one_line_on_how_to_resume(tmp_path):
+    """SIGINT mid-run: the step in progress ends, its checkpoint is written, and the command
+    exits with the shell's status for SIGINT (130) after one line, without a traceback."""
+    metrics = tmp_path / "metrics.jsonl"
+    cmd = [*AGENTGYM, "train", *TINY_TRAIN, "steps=100000", "checkpoint_every=0", f"output_dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not (metrics.exists() and metrics.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the first step is logged: the steps are running
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    steps = len(metrics.read_text().splitlines())
+    ckpt = tmp_path / "checkpoints" / f"step-{steps:06d}"
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    stops = [line for line in err.splitlines() if line.startswith("stopped by")]
+    assert stops == [f"stopped by SIGINT after step {steps} of 100000: checkpoint {ckpt}; continue with resume=true"]
+    assert json.loads((ckpt / "state.json").read_text())["step"] == steps
 
 
 def test_an_evaluation_says_it_replaces_its_earlier_results(tmp_path, capsys):

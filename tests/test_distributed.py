@@ -128,6 +128,10 @@ def _rank(rank: int, world: int, port: int, out: Path) -> None:
     results["adamw"] = one_update(out / f"adamw-{rank}", VARIANTS["grpo"], mine, sgd=False)
     trainer = build_trainer(tiny_config(out / f"gather-{rank}", f"tasks_per_step={GROUPS}"))
     results["gathered"] = [(t.task_id, t.sample) for t in trainer.gather(mine)]
+    results["nothing_stops"] = trainer.stop_agreed()
+    if rank == 1:
+        trainer.stop("SIGTERM")  # a signal that reached this rank alone
+    results["stopped_by"] = trainer.stop_agreed()
     try:
         build_trainer(tiny_config(out / f"odd-{rank}", "tasks_per_step=3"))
     except ConfigError as exc:
@@ -182,6 +186,11 @@ def test_ranks_hold_bit_identical_weights_after_an_update(ranks, variant):
 def test_gathered_rollouts_come_back_in_single_process_order(ranks):
     expected = [(t.task_id, t.sample) for t in scripted_batch()]
     assert all(rank["gathered"] == expected for rank in ranks)
+
+
+def test_a_stop_on_one_rank_stops_every_rank_after_the_same_step(ranks):
+    assert [rank["nothing_stops"] for rank in ranks] == [None, None]
+    assert [rank["stopped_by"] for rank in ranks] == ["SIGTERM", "SIGTERM"]
 
 
 def test_tasks_per_step_must_split_evenly_over_the_ranks(ranks):

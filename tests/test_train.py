@@ -1,6 +1,9 @@
-"""`agentgym train`: exact resume, configs that load, errors that name the key."""
+"""`agentgym train`: exact resume, a clean stop on SIGINT/SIGTERM, configs that load, errors
+that name the key."""
 
 import json
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from agentgym.trainers import build_trainer
 from agentgym.cli import main
 from agentgym.config import ConfigError
 from agentgym.train_config import load_train_config
-from tests.test_train_support import one_torch_thread, tiny_config  # noqa: F401 (autouse fixture)
+from tests.test_train_support import one_torch_thread, signal_during_step, tiny_config  # noqa: F401 (autouse fixture)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -37,8 +40,8 @@ def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(tmp_path, lor
         "lora.r=4",
     ]
     build_trainer(tiny_config(tmp_path / "a", *settings)).train()
-    # Interrupted after step 2 (index): its checkpoint is at 2 steps, so step 2 is redone.
-    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=3)
+    # SIGTERM during step 2 (index): the step ends, and the run stops with a checkpoint of 3 steps.
+    signal_during_step(build_trainer(tiny_config(tmp_path / "b", *settings)), step=2).train()
     assert len(_metrics(tmp_path / "b")) == 3
     resumed = build_trainer(tiny_config(tmp_path / "b", *settings, "resume=true"))
     resumed.train()
@@ -47,6 +50,66 @@ def test_interrupted_then_resumed_run_matches_an_uninterrupted_one(tmp_path, lor
     assert [r["step"] for r in b] == [0, 1, 2, 3]
     assert a == b  # rewards, losses, grad norms, horizons, evaluations: all identical
     assert sum(r["grad_norm"] > 0 for r in a) >= 2, "the run must actually train"
+
+
+def test_sigterm_during_training_checkpoints_and_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
+    settings = ["steps=3", "checkpoint_every=0"]  # no checkpoint but the stop's
+    build_trainer(tiny_config(tmp_path / "a", *settings)).train()
+    before = signal.getsignal(signal.SIGTERM)
+    result = signal_during_step(build_trainer(tiny_config(tmp_path / "b", *settings)), step=1).train()
+    assert result["stopped"] == "SIGTERM" and result["step"] == 2  # the step in progress ended
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["step-000002"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler lives as long as the steps
+    ckpt = tmp_path / "b" / "checkpoints" / "step-000002"
+    line = f"stopped by SIGTERM after step 2 of 3: checkpoint {ckpt}; continue with resume=true"
+    assert line in capsys.readouterr().err.splitlines()
+    build_trainer(tiny_config(tmp_path / "b", *settings, "resume=true")).train()
+    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+
+
+def test_a_second_signal_while_stopping_interrupts_at_once(tmp_path):
+    """A user who presses Ctrl-C twice quits without waiting for the step to end."""
+    trainer = signal_during_step(build_trainer(tiny_config(tmp_path, "steps=2")), step=0, sig=signal.SIGINT, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()  # step 0 never ended
+    assert trainer.pool is None  # closed on the way out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_training_off_the_main_thread_runs_without_signal_handlers(tmp_path):
+    """Only the main thread may set signal handlers (a notebook's or a server's worker thread
+    may still train)."""
+    results, errors = [], []
+
+    def train() -> None:
+        try:
+            results.append(build_trainer(tiny_config(tmp_path, "steps=1")).train())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    thread.join()
+    assert errors == [] and results[0]["step"] == 1 and results[0]["stopped"] is None
+
+
+def test_a_signal_the_process_ignores_stays_ignored_during_training(tmp_path):
+    """A background job of a shell script ignores SIGINT: training does not take it over."""
+    trainer = build_trainer(tiny_config(tmp_path, "steps=1"))
+    update, seen = trainer.update, []
+
+    def update_and_look(trajs: list, horizon: int) -> dict[str, float]:
+        seen.append(signal.getsignal(signal.SIGINT))
+        return update(trajs, horizon)
+
+    trainer.update = update_and_look
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trainer.train()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIG_IGN]
 
 
 def test_checkpoint_holds_model_optimizer_scheduler_curriculum_and_rng(tmp_path):
@@ -141,7 +204,7 @@ def test_the_kl_reference_is_the_warm_started_policy(tmp_path, lora):
 def test_a_resumed_run_restores_the_warm_started_kl_reference(tmp_path):
     settings = [*WARM, "steps=3", "checkpoint_every=1", "grpo.kl_coef=0.1", "lora.enabled=true", "lora.r=4"]
     build_trainer(tiny_config(tmp_path / "a", *settings)).train()
-    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=2)
+    signal_during_step(build_trainer(tiny_config(tmp_path / "b", *settings)), step=1, sig=signal.SIGINT).train()
     assert (tmp_path / "b" / "checkpoints" / "step-000002" / "reference.pt").exists()
     build_trainer(tiny_config(tmp_path / "b", *settings, "resume=true")).train()
     a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
@@ -206,7 +269,7 @@ DAMAGES = {
 def test_resume_skips_a_damaged_latest_checkpoint_for_the_newest_intact_one(tmp_path, capsys, damage):
     settings = ["steps=3", "checkpoint_every=1", "keep_checkpoints=3"]
     build_trainer(tiny_config(tmp_path / "a", *settings)).train()
-    build_trainer(tiny_config(tmp_path / "b", *settings)).train(until=2)
+    signal_during_step(build_trainer(tiny_config(tmp_path / "b", *settings)), step=1).train()
     DAMAGES[damage](tmp_path / "b" / "checkpoints" / "step-000002")
     with open(tmp_path / "b" / "metrics.jsonl", "a") as fh:
         fh.write('{"step": 2, "reward_me')  # the interruption cut the log's last line too

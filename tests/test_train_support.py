@@ -1,8 +1,11 @@
 """Shared pieces of the trainer tests: a tiny env whose reward a random policy sometimes
-earns (so GRPO groups have signal), and a tiny training config. No tests here."""
+earns (so GRPO groups have signal), a tiny training config, and a way to interrupt a run
+mid-step with a real signal. No tests here."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -63,6 +66,27 @@ def tiny_config(tmp_path: Any, *overrides: str) -> TrainConfig:
         f"output_dir={tmp_path}",
     ]
     return load_train_config(None, [*base, *overrides])
+
+
+def signal_during_step(trainer: Any, step: int, sig: signal.Signals = signal.SIGTERM, times: int = 1) -> Any:
+    """`trainer`, set to send `sig` to this very process `times` times during the update of
+    step `step` (the index), as a Ctrl-C or a scheduler's SIGTERM arrives mid-step.
+
+    Unhandled, the signal would kill the test process (SIGTERM) or abort the whole session
+    (KeyboardInterrupt), so it is sent only once training has put a handler of its own in place.
+    """
+    update = trainer.update
+
+    def update_then_signal(trajs: list, horizon: int) -> dict[str, float]:
+        if trainer.step == step:
+            handler = signal.getsignal(sig)
+            assert handler not in (signal.SIG_DFL, signal.default_int_handler), f"training does not handle {sig.name}"
+            for _ in range(times):
+                os.kill(os.getpid(), sig)  # os.kill runs this process's handler before it returns
+        return update(trajs, horizon)
+
+    trainer.update = update_then_signal
+    return trainer
 
 
 @pytest.fixture(autouse=True)

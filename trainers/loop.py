@@ -4,7 +4,12 @@ update, metrics, evaluation, checkpoints and exact resume.
 An algorithm subclasses `Trainer` and implements `update(trajectories, horizon)`; the loop
 (`Trainer.train`) is one template method that reads top to bottom:
 
-    warm start (once) -> evaluate -> for each step: horizon -> rollouts -> update -> log -> checkpoint/evaluate
+    begin:       resume, or warm start (once) -> evaluate
+    run_step:    horizon -> rollouts -> update -> log (evaluate when due) -> checkpoint when due
+    finish:      checkpoint -> evaluate -> the trained model
+
+SIGINT or SIGTERM during the steps ends the run at the next step boundary with a checkpoint
+(`Trainer.stop`), from which `resume=true` continues exactly.
 
 Under `accelerate launch` or `torchrun` (see `trainers/distributed.py`) every rank runs this
 same loop on its share of each step's tasks; gradients and update statistics are summed
@@ -15,15 +20,18 @@ main rank alone logs, checkpoints, evaluates and saves the final model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +69,9 @@ from agentgym.train_config import TrainConfig
 from agentgym.trajectory import Trajectory, save_trajectories
 
 __all__ = ["MetricsLogger", "Trainer", "batch_metrics"]
+
+#: The signals that stop a run cleanly: Ctrl-C, and what schedulers (SLURM, Kubernetes) send before killing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class MetricsLogger:
@@ -141,6 +152,9 @@ class Trainer(ABC):
         model, tokenizer: an already built model to train (tests); default: from `cfg`.
     """
 
+    logger: MetricsLogger  # the run's metrics log, opened by `train`
+    evals: dict[str, dict[str, float]]  # the run's evaluations by when they ran ("start", "step-N", "end")
+
     def __init__(self, cfg: TrainConfig, model: Any = None, tokenizer: Any = None):
 
         self.cfg = cfg
@@ -188,6 +202,7 @@ class Trainer(ABC):
         self.last_metrics: dict[str, float] | None = None
         self.pool: RolloutPool | None = None
         self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
+        self.stop_requested: str | None = None  # why the run should stop after the step in progress (`stop`)
 
     def prepare_output_dir(self) -> Path:
         """`output_dir`, writable. A folder that holds a run (its metrics, checkpoints or
@@ -426,89 +441,208 @@ class Trainer(ABC):
 
     # ------------------------------------------------------------------ the loop
 
-    def train(self, until: int | None = None) -> dict[str, Any]:
-        """Run steps up to `cfg.steps` (or stop after step `until`, to simulate an interruption).
+    def train(self) -> dict[str, Any]:
+        """Run the steps up to `cfg.steps`: `begin`, `run_step` for each step, `finish`.
 
-        Returns the last step's metrics and the evaluations made.
+        SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) while the steps run stops the
+        run cleanly: the step in progress ends, a checkpoint of the steps done is written, a
+        line on stderr says how to continue (`resume=true`), and `train` returns. A second
+        signal interrupts at once, as it would without the trainer. See `stop`.
+
+        Returns the steps done, the last step's record, the evaluations made, and what
+        stopped the run early (a signal's name; None for a run that reached `cfg.steps`).
         """
-        cfg = self.cfg
-        main = self.dist.is_main
+        self.stop_requested = None  # a request stops the run in progress, not the next one
+        self.logger = self.open_log()
+        stopped: str | None = None
+        record: dict[str, Any] = {}
+        try:
+            self.begin()
+            with self.progress_bar() as bar, self.stopping_on_signals():
+                while self.step < self.cfg.steps and stopped is None:
+                    record = self.run_step(self.step)
+                    bar.update(1)
+                    bar.set_postfix_str(
+                        f"h={record['horizon']} reward={record['reward_mean']:.2f} success={record['success_rate']:.2f}"
+                    )
+                    stopped = self.stop_agreed()
+            if stopped is None:
+                self.finish()
+            else:
+                self.checkpoint_stop(stopped)
+            self.plot()
+            self.dist.barrier()  # no rank leaves (and closes the process group) while another still works
+        finally:
+            self.logger.close()
+            self.close()
+        return {"step": self.step, "last": record, "evals": self.evals, "stopped": stopped}
+
+    def open_log(self) -> MetricsLogger:
+        """The run's `config.json` and its metrics log (both written by the main rank alone)."""
+        cfg, main = self.cfg, self.dist.is_main
         if main:
             (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
-        logger = MetricsLogger(self.out, cfg.tensorboard, cfg.wandb_project, to_dict(cfg), enabled=main)
+        return MetricsLogger(self.out, cfg.tensorboard, cfg.wandb_project, to_dict(cfg), enabled=main)
+
+    def begin(self) -> None:
+        """Where the run starts. Resumed: at the newest checkpoint, keeping the log up to its
+        step. Fresh: at step 0 with a fresh log, after the warm start and the evaluation at
+        start (neither is redone on resume)."""
+        cfg = self.cfg
+        self.evals = {}
         resumed = cfg.resume and self.resume()
         if len(set(self.dist.all_gather_object(self.step))) > 1:
             raise RuntimeError(
                 f"the ranks resumed from different steps: output_dir={cfg.output_dir} must be one folder every rank sees"
             )
         if resumed:
-            logger.truncate(self.step)  # a resumed run rewrites what came after its checkpoint
-        elif main and logger.path.exists():
-            logger.path.unlink()  # a fresh run in the same folder starts a fresh log
-        evals: dict[str, dict[str, float]] = {}
-        if not resumed:
-            if cfg.warm_start.enabled:
-                t0 = time.perf_counter()
-                info = self.warm_start()
-                self.start_rl_from_here()
-                logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
-                seed_everything(self.dist.seed(cfg.seed))  # RL starts from the same RNG whether or not SFT ran
-            if cfg.eval.at_start:
-                evals["start"] = self.evaluate_on_main(0, self.curriculum.horizon(0))
-                logger.log({"step": 0, "eval_at": "start", **evals["start"]}, 0)
-        last = min(cfg.steps, until) if until is not None else cfg.steps
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not (cfg.progress and main))
-        record: dict[str, Any] = {}
-        try:
-            while self.step < last:
-                step = self.step
-                horizon = self.curriculum.horizon(step, self.last_metrics)
-                lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
-                t0 = time.perf_counter()
-                trajs, stats = self.collect(step, horizon)
-                batch = self.gather(trajs)
-                t1 = time.perf_counter()
-                self.model.train()
-                metrics = batch_metrics(batch)  # the same on every rank: the curriculum reads them
-                if main:
-                    warn_aborted(metrics, f"training step {step}")
-                metrics.update(self.update(trajs, horizon))  # this rank's share; sums over ranks inside
-                self.clear_policy_cache()
-                t2 = time.perf_counter()
-                self.last_metrics = metrics
-                record = {"step": step, "horizon": horizon, "lr": lr, **metrics}
-                record.update(time_rollout_s=t1 - t0, time_update_s=t2 - t1, time_generate_s=stats.generate_seconds)
-                if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.steps:
-                    evals[f"step-{step + 1}"] = self.evaluate_on_main(step + 1, horizon)
-                    record.update(evals[f"step-{step + 1}"])
-                logger.log(record, step)
-                if cfg.save_final and step == 0 and main:
-                    save_trajectories(batch, self.out / "rollouts" / "step-000000.jsonl")
-                self.step = step + 1
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps and main:
-                    self.save()
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"h={horizon} reward={metrics['reward_mean']:.2f} success={metrics['success_rate']:.2f}"
-                )
-            if self.step >= cfg.steps:
-                if main:
-                    self.save()
-                if cfg.eval.at_end:
-                    evals["end"] = self.evaluate_on_main(self.step, self.curriculum.horizon(self.step - 1, None))
-                    logger.log({"step": self.step, "eval_at": "end", **evals["end"]}, self.step)
-                if cfg.save_final and main:
-                    self.save_final()
-            if logger.enabled and logger.path.exists():  # the main rank's log
-                from agentgym.trainers.plots import plot_training
+            self.logger.truncate(self.step)  # a resumed run rewrites what came after its checkpoint
+            return
+        if self.dist.is_main and self.logger.path.exists():
+            self.logger.path.unlink()  # a fresh run in the same folder starts a fresh log
+        if cfg.warm_start.enabled:
+            t0 = time.perf_counter()
+            info = self.warm_start()
+            self.start_rl_from_here()
+            self.logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
+            seed_everything(self.dist.seed(cfg.seed))  # RL starts from the same RNG whether or not SFT ran
+        if cfg.eval.at_start:
+            self.evals["start"] = self.evaluate_on_main(0, self.curriculum.horizon(0))
+            self.logger.log({"step": 0, "eval_at": "start", **self.evals["start"]}, 0)
 
-                plot_training(logger.path, self.out / "training.png", title=f"{cfg.algo.upper()} on {cfg.env.id}")
-            self.dist.barrier()  # no rank leaves (and closes the process group) while another still works
+    def run_step(self, step: int) -> dict[str, Any]:
+        """Step `step`: rollouts at the curriculum's horizon, one update, the step's record in
+        the log (with the evaluation due after it), then the checkpoint due after it.
+        Returns the record."""
+        cfg, main = self.cfg, self.dist.is_main
+        horizon = self.curriculum.horizon(step, self.last_metrics)
+        lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
+        t0 = time.perf_counter()
+        trajs, stats = self.collect(step, horizon)
+        batch = self.gather(trajs)
+        t1 = time.perf_counter()
+        self.model.train()
+        metrics = batch_metrics(batch)  # the same on every rank: the curriculum reads them
+        if main:
+            warn_aborted(metrics, f"training step {step}")
+        metrics.update(self.update(trajs, horizon))  # this rank's share; sums over ranks inside
+        self.clear_policy_cache()
+        t2 = time.perf_counter()
+        self.last_metrics = metrics
+        record = {"step": step, "horizon": horizon, "lr": lr, **metrics}
+        record.update(time_rollout_s=t1 - t0, time_update_s=t2 - t1, time_generate_s=stats.generate_seconds)
+        if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.steps:
+            self.evals[f"step-{step + 1}"] = self.evaluate_on_main(step + 1, horizon)
+            record.update(self.evals[f"step-{step + 1}"])
+        self.logger.log(record, step)
+        if cfg.save_final and step == 0 and main:
+            save_trajectories(batch, self.out / "rollouts" / "step-000000.jsonl")
+        self.step = step + 1
+        if self.checkpoint_due() and main:
+            self.save()
+        return record
+
+    def checkpoint_due(self) -> bool:
+        """Whether the steps done call for a periodic checkpoint (`checkpoint_every`); the
+        last step's checkpoint is `finish`'s."""
+        every = self.cfg.checkpoint_every
+        return bool(every) and self.step % every == 0 and self.step < self.cfg.steps
+
+    def finish(self) -> None:
+        """After the last step: its checkpoint, the evaluation at end, the trained model."""
+        cfg, main = self.cfg, self.dist.is_main
+        if main:
+            self.save()
+        if cfg.eval.at_end:
+            self.evals["end"] = self.evaluate_on_main(self.step, self.curriculum.horizon(self.step - 1, None))
+            self.logger.log({"step": self.step, "eval_at": "end", **self.evals["end"]}, self.step)
+        if cfg.save_final and main:
+            self.save_final()
+
+    def plot(self) -> None:
+        """`training.png` from the metrics log (the main rank's; the others keep none)."""
+        if not (self.logger.enabled and self.logger.path.exists()):
+            return
+        from agentgym.trainers.plots import plot_training
+
+        title = f"{self.cfg.algo.upper()} on {self.cfg.env.id}"
+        plot_training(self.logger.path, self.out / "training.png", title=title)
+
+    def progress_bar(self) -> tqdm:
+        """The steps' progress on the terminal (`progress`), from the step the run starts at."""
+        return tqdm(
+            total=self.cfg.steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            disable=not (self.cfg.progress and self.dist.is_main),
+        )
+
+    # ------------------------------------------------------------------ stopping early
+
+    def stop(self, reason: str = "stop()") -> None:
+        """Ask the run to stop after the step in progress, with a checkpoint of the steps done
+        (what SIGINT and SIGTERM do while `train` runs; call it from a callback or another
+        thread to the same effect). It only sets a flag, which the loop reads between steps:
+        a step is never cut in half, so `resume=true` continues exactly.
+
+        Example:
+            >>> threading.Timer(3600, trainer.stop).start()  # an hour of training at most
+            >>> trainer.train()["stopped"]
+            'stop()'
+        """
+        self.stop_requested = self.stop_requested or reason
+
+    def stop_agreed(self) -> str | None:
+        """Why the run stops after the step just done, or None. Any rank's request stops every
+        rank, at the same step: ranks that disagreed would wait forever in each other's
+        collectives (a Ctrl-C reaches the ranks at slightly different moments)."""
+        return next((reason for reason in self.dist.all_gather_object(self.stop_requested) if reason), None)
+
+    @contextlib.contextmanager
+    def stopping_on_signals(self) -> Iterator[None]:
+        """While the steps run, the first SIGINT or SIGTERM calls `stop`; it also puts the
+        previous handlers back, so that a second signal does what it did before (Ctrl-C
+        raises KeyboardInterrupt, SIGTERM terminates): a user can still force-quit.
+
+        Only the main thread may set signal handlers: elsewhere (a thread of a notebook or a
+        test) the steps run without them. A signal the process ignores (SIG_IGN, e.g. SIGINT
+        in a background job) stays ignored.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        previous = {sig: h for sig, h in previous.items() if h not in (None, signal.SIG_IGN)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            restore()
+            self.stop(signal.Signals(signum).name)
+
+        for sig in previous:
+            signal.signal(sig, on_signal)
+        try:
+            yield
         finally:
-            bar.close()
-            logger.close()
-            self.close()
-        return {"step": self.step, "last": record, "evals": evals}
+            restore()
+
+    def checkpoint_stop(self, reason: str) -> None:
+        """The end of a stopped run: a checkpoint of the steps done (unless the last step has
+        just written one) and one line on stderr saying how to continue."""
+        if not self.dist.is_main:
+            return
+        path = self.out / "checkpoints" / f"step-{self.step:06d}"
+        if not self.checkpoint_due():  # when due, the step just done has written it
+            path = self.save()
+        print(
+            f"stopped by {reason} after step {self.step} of {self.cfg.steps}: checkpoint {path}; "
+            "continue with resume=true",
+            file=sys.stderr,
+        )
 
     def save_final(self) -> Path:
         """The trained model as a plain folder (`agentgym eval ... policy.model=DIR` loads it);

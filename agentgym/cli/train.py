@@ -7,11 +7,18 @@ Writes checkpoints, metrics.jsonl, TensorBoard logs, evaluations and the trained
     agentgym train configs/quickstart.yaml resume=true          # continue from the latest checkpoint
     agentgym train configs/quickstart.yaml steps=4 lora.enabled=false
     agentgym train --help-config
+
+Ctrl-C (SIGINT) or SIGTERM stops a run after the step in progress: it writes a checkpoint
+of the steps done, says on stderr how to continue (`resume=true`) and exits with the
+shell's status for the signal, 130 or 143, so that `agentgym train ... && agentgym eval ...`
+does not go on with an unfinished model, nor a job scheduler count the run as done. A
+second Ctrl-C quits at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 
 from agentgym.cli.common import config_from_args
 from agentgym.config import config_help
@@ -52,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
 
     trainer = build_trainer(cfg)  # checks what the launch reveals too (the env, the folder, the processes)
     result = trainer.train()
+    stopped = result["stopped"]  # the signal that stopped the run early, on every rank alike
+    status = 128 + signal.Signals[stopped] if stopped else 0
     if not trainer.dist.is_main:
-        return 0  # the main rank reports for all
+        return status  # the main rank reports for all
     _print_summary(result)
     print(f"\nmetrics: {trainer.out / 'metrics.jsonl'}  (tensorboard --logdir {trainer.out / 'tb'})")
     print(f"plot:    {trainer.out / 'training.png'}")
-    if cfg.save_final:
+    if cfg.save_final and not stopped:
         print(f"model:   {trainer.out / 'final'}")
-    return 0
+    return status
