@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ActionParser", "ParsedAction", "ToolCall", "parse_integer"]
+__all__ = ["ActionParser", "ParsedAction", "ToolCall", "clip", "parse_integer"]
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 _INTEGER = re.compile(r"^\s*([-+]?)(\d+)\s*\.?\s*$")
@@ -35,7 +35,7 @@ def parse_integer(text: str, max_digits: int = 100) -> int | str:
     """
     m = _INTEGER.match(text)
     if m is None:
-        return f"not a whole number: {_clip(text.strip(), 40)!r}"
+        return f"not a whole number: {clip(text.strip(), 40)!r}"
     digits = m.group(2).lstrip("0") or "0"
     if len(digits) > max_digits:
         return f"a number of {len(digits)} digits; at most {max_digits} are allowed"
@@ -59,7 +59,9 @@ class ParsedAction:
     error: str | None = None
 
 
-def _clip(text: str, limit: int = 80) -> str:
+def clip(text: str, limit: int = 80) -> str:
+    """`text` on one line (newlines shown as \\n) and at most `limit` characters, for
+    quoting what an agent wrote in an error message."""
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -137,7 +139,7 @@ class ActionParser:
         want = f"{self.call_open}...{self.call_close}" + (
             f" or {self.answer_open}...{self.answer_close}" if self.allow_answer else ""
         )
-        seen = "an empty message" if not text.strip() else f"{_clip(text.strip())!r}"
+        seen = "an empty message" if not text.strip() else f"{clip(text.strip())!r}"
         return ParsedAction(error=f"no action found in {seen}: reply with {want}. {self.format_help}")
 
     def _parse_answer(self, text: str) -> ParsedAction:
@@ -184,9 +186,9 @@ class ActionParser:
             body = fenced.group(1)
         obj = _loads(body)
         if isinstance(obj, _Invalid):
-            return f"the JSON of {where} is invalid ({obj.reason}) in {_clip(body)!r}: write {example}"
+            return f"the JSON of {where} is invalid ({obj.reason}) in {clip(body)!r}: write {example}"
         if not isinstance(obj, dict):
-            return f'{where} must be a JSON object with "name" and "arguments", got {_clip(body)!r}: write {example}'
+            return f'{where} must be a JSON object with "name" and "arguments", got {clip(body)!r}: write {example}'
         name = obj.get("name")
         if not isinstance(name, str) or not name:
             return f'{where} has no "name" string: write {example}'
@@ -199,7 +201,7 @@ class ActionParser:
         if args is None:
             args = {}
         if not isinstance(args, dict):
-            return f'"arguments" of {where} must be a JSON object, got {_clip(json.dumps(args))}: write {example}'
+            return f'"arguments" of {where} must be a JSON object, got {clip(json.dumps(args))}: write {example}'
         extra = set(obj) - {"name", "arguments", "parameters", "id", "type"}
         if extra:
             return f"{where} has unexpected keys {sorted(extra)}: write {example}"

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import importlib
 import warnings
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -42,13 +43,15 @@ class Registry(Generic[T]):
         self._plugins_loaded = False
         self.plugin_errors: dict[str, str] = {}
 
-    def register(self, name: str, entry: T, *, override: bool = False) -> T:
+    def register(self, name: str, entry: T | str, *, override: bool = False) -> T | str:
         """Register `entry` under `name` (returns it, so this works as a decorator's body).
+        `entry` may be "module:attr", imported on first lookup (built-ins that need heavy
+        imports register so).
 
         Registering the same entry again is allowed; another entry under a taken name is an
         error unless `override` (a plug-in would silently shadow a built-in)."""
         old = self._entries.get(name)
-        if old is not None and old is not entry and not override:
+        if old is not None and _qualname(old) != _qualname(entry) and not override:
             raise ValueError(
                 f"{self.kind} {name!r} is already registered ({_qualname(old)}); registering {_qualname(entry)} "
                 "under the same name would replace it: choose another name, or pass override=True"
@@ -80,8 +83,8 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def items(self) -> dict[str, T]:
-        self.load_plugins()
-        return dict(sorted(self._entries.items()))
+        """Every entry by name (lazy ones imported)."""
+        return {name: self.get(name) for name in self.names()}
 
     def get(self, name: str) -> T:
         """The entry registered as `name`; an unknown name is a `KeyError` naming the
@@ -89,7 +92,11 @@ class Registry(Generic[T]):
         self.load_plugins()
         if name not in self._entries:
             raise KeyError(self.unknown(name))
-        return self._entries[name]
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            entry = self._entries[name] = getattr(importlib.import_module(module), attr)
+        return entry
 
     def unknown(self, name: str) -> str:
         """The message for a name nothing is registered under."""
@@ -104,4 +111,6 @@ class Registry(Generic[T]):
 
 
 def _qualname(obj: Any) -> str:
+    if isinstance(obj, str):
+        return obj
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"

@@ -21,7 +21,7 @@ from typing import Any
 
 import gymnasium
 
-__all__ = ["NAMESPACE", "EnvEntry", "list_envs", "load_plugins", "make", "register"]
+__all__ = ["NAMESPACE", "EnvEntry", "env_tasks", "list_envs", "load_plugins", "make", "register"]
 
 NAMESPACE = "agentgym"
 ENTRY_POINT_GROUP = "agentgym.envs"
@@ -112,6 +112,18 @@ def make(id: str, **kwargs: Any) -> gymnasium.Env:
     """`gymnasium.make` that accepts ids without the `agentgym/` prefix."""
     load_plugins()
     return gymnasium.make(full_id(id), **kwargs)
+
+
+def env_tasks(env: Any) -> list[Any]:
+    """The tasks a config's env section (`EnvConfig`) names: the first `num_tasks` of its
+    split, from an env built with its kwargs (training, evaluation and the warm start
+    draw from the same list)."""
+    probe = make(env.id, **env.kwargs)
+    try:
+        tasks = list(probe.unwrapped.tasks(env.split))
+    finally:
+        probe.close()
+    return tasks if env.num_tasks is None else tasks[: env.num_tasks]
 
 
 @dataclass(frozen=True)

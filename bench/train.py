@@ -44,8 +44,7 @@ BASE = [
 def build(model: str, out: Path, *settings: str):
     """An agentgym trainer on the bench's settings (BASE) for `model`, writing to `out`."""
     from agentgym.trainers import build_trainer
-
-    from agentgym.train_config import load_train_config
+    from agentgym.trainers.config import load_train_config
 
     return build_trainer(load_train_config(None, [*BASE, f"policy.model={model}", *settings, f"output_dir={out}"]))
 

@@ -67,14 +67,14 @@ def test_exponent_floats_without_a_dot_are_numbers():
 
 
 def test_an_override_error_names_the_override_not_the_file():
-    from agentgym.train_config import load_train_config
+    from agentgym.trainers.config import load_train_config
 
     with pytest.raises(ConfigError, match=r"^override 'grpo\.eps_hgih=3': unknown config key 'grpo\.eps_hgih'"):
         load_train_config(str(CONFIGS / "quickstart.yaml"), ["steps=2", "grpo.eps_hgih=3"])
 
 
 def test_a_file_error_still_names_the_file(tmp_path):
-    from agentgym.train_config import load_train_config
+    from agentgym.trainers.config import load_train_config
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("stepz: 3\n")
@@ -83,7 +83,7 @@ def test_a_file_error_still_names_the_file(tmp_path):
 
 
 def test_train_help_config_shows_the_defaults_training_gives_its_sections():
-    from agentgym.train_config import TrainConfig
+    from agentgym.trainers.config import TrainConfig
 
     assert "  env.split (str, default 'train'): split whose tasks are used" in config_help(TrainConfig)
     assert "  env.split (str, default 'test'): split whose tasks are used" in config_help(EvalConfig)
@@ -104,3 +104,46 @@ def test_the_flat_context_keys_of_version_0_1_still_work_and_say_their_new_name(
     new_keys = ["rollout.summarize.max_summaries=7", "rollout.summarize.threshold=0.5", "rollout.keep_last_k.k=2"]
     new = load_config(None, EvalConfig, ["rollout.context=summarize", *new_keys])
     assert cfg.rollout == new.rollout and cfg.rollout.context_config().max_summaries == 7
+
+
+def test_grpo_step_weight_of_version_0_1_is_gigpo_and_says_its_new_name():
+    from agentgym.trainers.config import load_train_config
+
+    old = ["grpo.step_weight=1.0", "grpo.step_gamma=0.9", "grpo.eps_high=0.3", "grpo.mask_over_turn=false"]
+    with pytest.warns(ConfigDeprecation, match=r"'grpo\.step_weight' is deprecated: use 'algo: gigpo"):
+        cfg = load_train_config(None, old)
+    new = load_train_config(
+        None,
+        [
+            "algo=gigpo",
+            "gigpo.step_weight=1.0",
+            "gigpo.step_gamma=0.9",
+            "gigpo.eps_high=0.3",
+            "gigpo.mask_over_turn=false",
+        ],
+    )
+    assert cfg.algo == new.algo == "gigpo" and cfg.gigpo == new.gigpo
+    assert cfg.gigpo.eps_high == 0.3 and cfg.gigpo.step_gamma == 0.9 and not cfg.gigpo.mask_over_turn
+    with pytest.warns(ConfigDeprecation, match=r"step_weight 0 is GRPO"):
+        off = load_train_config(None, ["grpo.step_weight=0", "grpo.eps_high=0.3"])
+    assert off.algo == "grpo" and off.grpo.eps_high == 0.3
+
+
+def test_the_library_core_imports_neither_trainers_nor_envs():
+    # The core (agentgym/ but the CLI, the application layer, and the deprecated aliases of
+    # moved modules) must not depend on the trainers or the bundled envs.
+    import ast
+
+    core = Path(__file__).resolve().parent.parent / "agentgym"
+    aliases = {"train_config.py", "curriculum.py"}
+    offenders = []
+    for path in sorted(core.rglob("*.py")):
+        rel = path.relative_to(core)
+        if rel.parts[0] in ("cli", "trainers", "envs") or str(rel) in aliases:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{rel}: {n}" for n in names if n.startswith(("agentgym.trainers", "agentgym.envs"))]
+    assert not offenders, offenders

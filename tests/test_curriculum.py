@@ -1,9 +1,9 @@
 """Horizon curricula: fixed, stepwise (AgentGym-RL), multiplicative (TTI), adaptive."""
 
 import pytest
+from agentgym.trainers.curriculum import Curriculum, CurriculumConfig
 
 from agentgym.config import ConfigError
-from agentgym.curriculum import Curriculum, CurriculumConfig
 
 
 def test_fixed_keeps_its_horizon():

@@ -3,9 +3,8 @@
 import pytest
 from agentgym.trainers import build_trainer
 from agentgym.trainers.common import Row
-from agentgym.trainers.gigpo import discounted_returns, step_advantages, token_advantages, turn_anchors
+from agentgym.trainers.gigpo import GiGPOConfig, discounted_returns, step_advantages, token_advantages, turn_anchors
 
-from agentgym.train_config import GRPOConfig
 from agentgym.trajectory import Segment, Span, Trajectory
 from tests.test_train_support import one_torch_thread, tiny_config  # noqa: F401 (autouse fixture)
 
@@ -41,7 +40,7 @@ def test_discounted_returns():
 
 
 def test_step_advantages_compare_turns_that_share_a_state():
-    cfg = GRPOConfig(step_gamma=0.9, advantage_std=False)
+    cfg = GiGPOConfig(step_gamma=0.9, advantage_std=False)
     step, info = step_advantages([A, B, C, D], [0, 0, 0, 0], [True] * 4, cfg)
     # Turn 0: every rollout starts from the task; returns 0.9 (A), 0 (B), 1 (C), 0.81 (D):
     # the sooner a success, the higher.
@@ -55,7 +54,7 @@ def test_step_advantages_compare_turns_that_share_a_state():
     assert info["step_groups"] == 2.0 and info["steps"] == 9.0 and info["steps_in_step_groups"] == 6.0
     # "observation" anchors also merge B's and D's turns after "higher than 9" (different
     # histories): D then wins, B does not.
-    step_obs, _ = step_advantages([A, B, C, D], [0] * 4, [True] * 4, GRPOConfig(step_anchor="observation"))
+    step_obs, _ = step_advantages([A, B, C, D], [0] * 4, [True] * 4, GiGPOConfig(step_anchor="observation"))
     assert step_obs[3][2] > 0 > step_obs[1][2]
     # Other tasks' rollouts and excluded (aborted) rollouts never join a step group.
     alone, _ = step_advantages([A, B], [0, 1], [True, True], cfg)
@@ -78,7 +77,9 @@ def test_token_advantages_add_each_turns_step_advantage_to_the_episode_advantage
 
 
 def test_a_gigpo_step_trains(tmp_path):
-    trainer = build_trainer(tiny_config(tmp_path, "steps=1", "grpo.step_weight=1.0", "grpo.mask_over_turn=false"))
+    trainer = build_trainer(
+        tiny_config(tmp_path, "steps=1", "algo=gigpo", "gigpo.step_weight=1.0", "gigpo.mask_over_turn=false")
+    )
     trajs, _ = trainer.collect(0, 2)
     metrics = trainer.update(trajs, 2)
     assert metrics["step_groups"] >= 2  # at least every task's first turn

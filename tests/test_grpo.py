@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 from agentgym.trainers.common import rows_from_trajectories
-from agentgym.trainers.grpo import GRPOTrainer, clipped_token_loss, group_advantages, kl_k3
+from agentgym.trainers.grpo import GRPOConfig, GRPOTrainer, clipped_token_loss, group_advantages, kl_k3
 
-from agentgym.train_config import GRPOConfig
 from tests.test_train_support import one_torch_thread, tiny_config  # noqa: F401 (autouse fixture)
 
 OK = "success"

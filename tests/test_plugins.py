@@ -8,10 +8,10 @@ import sys
 import textwrap
 
 import pytest
+from agentgym.trainers.config import TrainConfig
 
 from agentgym.config import ConfigError, config_help
 from agentgym.rollout.context import CONTEXTS
-from agentgym.train_config import TrainConfig
 from tests.test_train_support import one_torch_thread, tiny_config  # noqa: F401
 
 DROP_OLD_RESULTS = '''
@@ -96,3 +96,65 @@ def test_a_context_strategy_from_an_installed_package_is_configured_and_trains_a
             assert prompt.count("(gone)") == 1
         result = trainer.train()
     assert result["step"] == 1 and result["last"]["reward_mean"] == result["last"]["reward_mean"]
+
+
+SHORT_GRPO = '''
+"""An algorithm in a package of its own: GRPO on rewards that charge each turn."""
+import dataclasses
+from dataclasses import dataclass
+
+from agentgym.config import ConfigError, help_field
+from agentgym.trainers.grpo import GRPOConfig, GRPOTrainer
+
+
+@dataclass
+class ShortGRPOConfig(GRPOConfig):
+    turn_penalty: float = help_field(0.1, "subtracted from a rollout's reward per turn it took")
+
+    def __post_init__(self):
+        if self.turn_penalty < 0:
+            raise ConfigError("short_grpo.turn_penalty must be >= 0")
+
+
+class ShortGRPO(GRPOTrainer):
+    Config = ShortGRPOConfig
+
+    def advantages(self, trajs, groups):
+        self.shaped = [t.reward - self.g.turn_penalty * t.turns for t in trajs]
+        charged = [dataclasses.replace(t, reward=r) for t, r in zip(trajs, self.shaped)]
+        adv, rows, metrics = super().advantages(charged, groups)
+        metrics["turn_penalty"] = self.g.turn_penalty
+        return adv, rows, metrics
+'''
+
+
+def test_an_algorithm_from_an_installed_package_is_configured_and_trains_a_step(tmp_path, monkeypatch):
+    from agentgym.trainers import ALGORITHMS, build_trainer
+
+    install(tmp_path, monkeypatch, ALGORITHMS, "short_grpo", SHORT_GRPO, "short_grpo = short_grpo:ShortGRPO")
+    assert "short_grpo" in ALGORITHMS.names()
+    help_lines = config_help(TrainConfig)
+    assert any(ln.strip().startswith("short_grpo.turn_penalty (float, default 0.1)") for ln in help_lines)
+    assert any(ln.strip().startswith("short_grpo.eps_high (float, default 0.28)") for ln in help_lines)
+    with pytest.raises(ConfigError, match=re.escape("did you mean 'short_grpo.turn_penalty'")):
+        tiny_config(tmp_path / "bad", "algo=short_grpo", "short_grpo.turn_penlty=2")
+    with pytest.raises(ConfigError, match=re.escape("short_grpo.turn_penalty must be >= 0")):
+        tiny_config(tmp_path / "bad", "algo=short_grpo", "short_grpo.turn_penalty=-1")
+    with pytest.raises(ConfigError, match=r"samples_per_task must be >= 2"):  # GRPO's own check still runs
+        tiny_config(tmp_path / "bad", "algo=short_grpo", "samples_per_task=1")
+
+    cfg = tiny_config(tmp_path / "run", "steps=1", "algo=short_grpo", "short_grpo.turn_penalty=0.25")
+    assert cfg.short_grpo.turn_penalty == 0.25
+    with build_trainer(cfg) as trainer:
+        assert type(trainer).__name__ == "ShortGRPO"
+        trajs, _ = trainer.collect(0, 2)
+        metrics = trainer.update(trajs, 2)
+        assert trainer.shaped == [t.reward - 0.25 * t.turns for t in trajs]
+        assert metrics["turn_penalty"] == 0.25 and metrics["grad_norm"] > 0
+
+
+def test_an_unknown_algorithm_is_named_with_the_registered_ones(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"algo: unknown algorithm 'grpoo': registered are gigpo, grpo, ppo; did you mean 'grpo'"
+    ):
+        tiny_config(tmp_path, "algo=grpoo")

@@ -238,8 +238,9 @@ def test_the_local_backend_abandons_a_hung_step_and_only_its_episode_is_aborted(
 
 
 def test_evaluation_and_training_have_a_step_timeout_by_default():
+    from agentgym.trainers.config import TrainConfig
+
     from agentgym.config import EvalConfig
-    from agentgym.train_config import TrainConfig
 
     assert EvalConfig().rollout.step_timeout_s == TrainConfig().rollout.step_timeout_s == 300.0
 

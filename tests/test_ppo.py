@@ -91,7 +91,7 @@ def test_turn_rewards_follow_the_recorded_spans_past_trained_summaries(smol_toke
 
 
 def test_ppo_leaves_over_turn_and_overlong_rollouts_out_of_the_loss_by_default():
-    from agentgym.train_config import PPOConfig
+    from agentgym.trainers.ppo import PPOConfig
 
     trajs = [Trajectory("e", "t", end_reason=r) for r in ("success", "failure", "over_turn", "overlong", "aborted")]
     assert trained_rollouts(trajs, PPOConfig()) == [True, True, False, False, False]

@@ -1,10 +1,10 @@
 """Behaviour cloning: oracle episodes, loss on assistant tokens only, the loss goes down."""
 
 import pytest
+from agentgym.trainers.config import load_train_config
 from agentgym.trainers.sft import behaviour_clone, collect_oracle, sft_loss, sft_rows
 
 from agentgym.policy import load_model
-from agentgym.train_config import load_train_config
 from tests.test_train_support import one_torch_thread  # noqa: F401 (autouse fixture)
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from agentgym.trainers import build_trainer
+from agentgym.trainers.config import load_train_config
 
 from agentgym.cli import main
 from agentgym.config import ConfigError
-from agentgym.train_config import load_train_config
 from tests.test_train_support import one_torch_thread, signal_during_step, tiny_config  # noqa: F401 (autouse fixture)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import torch
+from agentgym.trainers.config import TrainConfig, load_train_config
 
 import agentgym
 from agentgym.env import Outcome, Task, TextEnv
-from agentgym.train_config import TrainConfig, load_train_config
 
 COIN_ID = "agentgym/TestCoin-v0"
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from agentgym.trainers.config import LoraConfig, OptimConfig
 
 from agentgym.policy import load_model
-from agentgym.train_config import LoraConfig, OptimConfig
 from agentgym.trajectory import Span, Trajectory
 
 __all__ = [

@@ -9,7 +9,9 @@ compares, inside each such step group, the discounted return from the turn on:
     R_t = sum_{k >= t} gamma^(k - t) r_k        A_S(t) = (R_t - mean(R)) / (std(R) + eps)
 
 A generated token of turn t then gets A_E + omega * A_S(t), where A_E is the rollout's
-GRPO advantage (`grpo.step_weight` = omega; 0 turns GiGPO off). With sparse success
+GRPO advantage (`gigpo.step_weight` = omega; 0 is GRPO).  `algo: gigpo` trains with it:
+`GiGPOTrainer` is GRPO's trainer with these advantages, `GiGPOConfig` GRPO's settings
+plus the step-level ones. With sparse success
 rewards the discount makes a shorter success better than a longer one from the same
 state, which is what "interacting well" means.
 
@@ -23,16 +25,57 @@ rollout that does not record its spans keeps A_E only.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from agentgym.trainers.common import Row
+from agentgym.trainers.grpo import GRPOConfig, GRPOTrainer, relative
 
-from agentgym.train_config import GRPOConfig
+from agentgym.config import ConfigError, help_field
 from agentgym.trajectory import Trajectory
 
-__all__ = ["step_advantages", "token_advantages", "turn_anchors"]
+__all__ = ["GiGPOConfig", "GiGPOTrainer", "step_advantages", "token_advantages", "turn_anchors"]
+
+
+@dataclass
+class GiGPOConfig(GRPOConfig):
+    """GiGPO's settings: GRPO's, and the step level's (the section `gigpo`, `algo: gigpo`)."""
+
+    step_weight: float = help_field(
+        1.0, "omega: weight of the step-level advantage from turns that share a state (the paper's 1; 0 is GRPO)"
+    )
+    step_gamma: float = help_field(0.95, "discount of the step returns (shorter successes score higher)")
+    step_anchor: Literal["history", "observation"] = help_field(
+        "history", "a turn's state = every observation so far (exact) or only the latest one (verl-agent)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.step_weight < 0 or not 0.0 < self.step_gamma <= 1.0:
+            raise ConfigError("gigpo.step_weight must be >= 0 and gigpo.step_gamma in (0, 1]")
+
+
+class GiGPOTrainer(GRPOTrainer):
+    """GRPO whose tokens of turn t get A_E + omega * A_S(t) (see the module docstring)."""
+
+    Config = GiGPOConfig
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.token_level = self.g.step_weight > 0
+
+    def advantages(self, trajs: list[Trajectory], groups: list[int]) -> tuple[list[float], list[Row], dict[str, float]]:
+        adv, rows, metrics = super().advantages(trajs, groups)
+        if not self.token_level:
+            return adv, rows, metrics
+        included = [not (self.g.mask_aborted and t.end_reason == "aborted") for t in trajs]
+        step, info = step_advantages(trajs, groups, included, self.g)
+        token_advantages(rows, adv, step, self.g.step_weight)
+        shared, in_groups, steps = self.dist.sum([info[k] for k in ("step_groups", "steps_in_step_groups", "steps")])
+        metrics["step_groups"] = shared
+        metrics["step_group_share"] = in_groups / max(steps, 1.0)  # turns whose state another rollout shared
+        return adv, rows, metrics
 
 
 def turn_anchors(traj: Trajectory, kind: str = "history") -> list[str] | None:
@@ -68,7 +111,7 @@ def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
 
 
 def step_advantages(
-    trajs: Sequence[Trajectory], groups: Sequence[int], included: Sequence[bool], cfg: GRPOConfig
+    trajs: Sequence[Trajectory], groups: Sequence[int], included: Sequence[bool], cfg: GiGPOConfig
 ) -> tuple[list[list[float] | None], dict[str, float]]:
     """Per rollout, the step advantage of each turn (None: no anchors, so A_E only).
 
@@ -87,11 +130,8 @@ def step_advantages(
         if len(places) < 2:
             continue
         shared += 1
-        r = [returns[i][t] for i, t in places]
-        mean = sum(r) / len(r)
-        std = math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1))
-        for (i, t), x in zip(places, r, strict=True):
-            out[i][t] = (x - mean) / (std + cfg.eps) if cfg.advantage_std else x - mean
+        for (i, t), a in zip(places, relative([returns[i][t] for i, t in places], cfg), strict=True):
+            out[i][t] = a
     steps = sum(len(a) for a in anchors if a is not None)
     info = {
         "step_groups": float(shared),

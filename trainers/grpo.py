@@ -26,9 +26,9 @@ generation runs with left padding and cached keys/values (bf16 on GPUs), so they
 from the training forward by numerical noise that would bias the ratio, and scripted
 policies report none.
 
-GiGPO (`grpo.step_weight > 0`, see `trainers/gigpo.py`): each generated token of turn t
-gets A_E + omega * A_S(t), a step-level advantage from the turns of the group's rollouts
-that share turn t's state.
+GiGPO (`algo: gigpo`, `trainers/gigpo.py`) extends this trainer: each generated token of
+turn t gets A_E + omega * A_S(t), a step-level advantage from the turns of the group's
+rollouts that share turn t's state.
 
 Data-parallel: each rank holds whole groups, so advantages are exact locally; the token
 count of the token-mean and the update statistics are summed over the ranks, and so are the
@@ -41,7 +41,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from agentgym.trainers.common import (
@@ -53,22 +54,60 @@ from agentgym.trainers.common import (
     rows_from_trajectories,
     token_logprobs,
 )
-from agentgym.trainers.gigpo import step_advantages, token_advantages
 from agentgym.trainers.loop import Trainer
 from agentgym.trainers.reference import Reference
 
-from agentgym.train_config import GRPOConfig
+from agentgym.config import ConfigError, help_field
 from agentgym.trajectory import Trajectory
 
-__all__ = ["GRPOTrainer", "clipped_token_loss", "group_advantages", "kl_k3"]
+__all__ = ["GRPOConfig", "GRPOTrainer", "clipped_token_loss", "group_advantages", "kl_k3", "relative"]
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO's settings: the section `grpo` (`algo: grpo`)."""
+
+    advantage_std: bool = help_field(True, "divide by the group's std (GRPO); false = Dr. GRPO")
+    loss_norm: Literal["token_mean", "constant"] = help_field(
+        "token_mean",
+        "token_mean: over every generated token of the batch (DAPO); constant (Dr. GRPO): the same divisor "
+        "every step, tasks_per_step x samples_per_task x sampling.max_new_tokens x the curriculum's largest horizon",
+    )
+    drop_equal_groups: bool = help_field(False, "DAPO: drop groups whose rewards are all equal (no signal)")
+    eps_low: float = help_field(0.2, "lower clip of the ratio: 1 - eps_low")
+    eps_high: float = help_field(0.28, "upper clip of the ratio: 1 + eps_high (DAPO's clip-higher)")
+    kl_coef: float = help_field(
+        0.0, "beta of the k3 KL to the frozen policy RL starts from, after any warm start (0 = no reference)"
+    )
+    mask_over_turn: bool = help_field(
+        True, "Mini-o3: rollouts that hit the turn cap count in the group stats with reward 0, no loss"
+    )
+    mask_overlong: bool = help_field(True, "overlong rollouts (context full): group stats with reward 0, no loss")
+    mask_aborted: bool = help_field(True, "aborted rollouts (env/infra failure): out of the group stats and the loss")
+    eps: float = help_field(1e-6, "added to the std")
+
+    def check(self, cfg: Any) -> None:
+        """What GRPO needs of the rest of the training config."""
+        if cfg.samples_per_task < 2:
+            raise ConfigError("samples_per_task must be >= 2 for GRPO: advantages are relative to the group")
+
+
+def relative(values: Sequence[float], cfg: GRPOConfig) -> list[float]:
+    """Each value against its group's: (x - mean) / (std + eps), or x - mean without
+    `advantage_std` (Dr. GRPO). The std is the sample std (n - 1), as in TRL and verl; a
+    group of one has std 0."""
+    mean = sum(values) / len(values)
+    if not cfg.advantage_std:
+        return [x - mean for x in values]
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return [(x - mean) / (std + cfg.eps) for x in values]
 
 
 def group_advantages(
     rewards: Sequence[float], groups: Sequence[int], end_reasons: Sequence[str], cfg: GRPOConfig
 ) -> tuple[list[float], list[bool], dict[str, float]]:
-    """Per-rollout advantages and whether each rollout is trained.
-
-    The std is the sample std (n - 1), as in TRL and verl; a group of one has std 0.
+    """Per-rollout advantages (`relative` to the rollout's group) and whether each rollout
+    is trained.
 
     Returns:
         (advantages, trained, info) where info counts dropped groups and masked rollouts.
@@ -87,10 +126,8 @@ def group_advantages(
         if cfg.drop_equal_groups and max(r) - min(r) < 1e-12:
             dropped += 1
             continue
-        mean = sum(r) / len(r)
-        std = math.sqrt(sum((x - mean) ** 2 for x in r) / (len(r) - 1)) if len(r) > 1 else 0.0
-        for i, x in zip(idx, r, strict=True):
-            adv[i] = (x - mean) / (std + cfg.eps) if cfg.advantage_std else x - mean
+        for i, a in zip(idx, relative(r, cfg), strict=True):
+            adv[i] = a
             trained[i] = i not in hidden
     return adv, trained, {"groups_dropped": float(dropped), "rollouts_masked": float(masked)}
 
@@ -113,22 +150,36 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 class GRPOTrainer(Trainer):
     """GRPO: group-relative advantages, one per rollout, on every generated token."""
 
+    Config = GRPOConfig
+    #: Whether the loss reads `Row.token_advantages` (per token) instead of `Row.advantage`.
+    token_level = False
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.g = self.cfg.grpo
+        self.g = self.algo_config()
         if self.g.kl_coef > 0:  # the policy RL starts from (re-captured after a warm start)
             self.reference = Reference(self.model)
 
     def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
         cfg = self.cfg
         groups = [i // cfg.samples_per_task for i in range(len(trajs))]
+        _, rows, metrics = self.advantages(trajs, groups)
+        o = cfg.optim
+        mode = o.old_logprobs
+        if mode == "auto":
+            mode = "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
+        self.prepare(rows, recompute_old=mode == "recompute")
+        metrics.update(
+            self.optimize(rows, lambda mb: self.surrogate_loss(mb, backward=True, current_as_old=mode == "current"))
+        )
+        return metrics
+
+    def advantages(self, trajs: list[Trajectory], groups: list[int]) -> tuple[list[float], list[Row], dict[str, float]]:
+        """Each rollout's group-relative advantage, the rows that train (every segment of a
+        trained rollout, each with its rollout's advantage), and their statistics (summed
+        over the ranks)."""
         adv, trained, info = group_advantages([t.reward for t in trajs], groups, [t.end_reason for t in trajs], self.g)
         rows = [r for r in rows_from_trajectories(trajs, adv, trained) if any(r.loss_mask)]
-        if self.g.step_weight > 0:  # GiGPO: a step-level advantage per turn on top of A_E
-            included = [not (self.g.mask_aborted and t.end_reason == "aborted") for t in trajs]
-            step, step_info = step_advantages(trajs, groups, included, self.g)
-            token_advantages(rows, adv, step, self.g.step_weight)
-            info.update(step_info)
         abs_adv, n_adv, dropped, masked, n_rows, n_tok = self.dist.sum(
             [
                 sum(abs(a) for a in adv),
@@ -142,21 +193,7 @@ class GRPOTrainer(Trainer):
         metrics = {"adv_abs_mean": abs_adv / max(n_adv, 1), "groups_dropped": dropped, "rollouts_masked": masked}
         metrics["rows_trained"] = n_rows
         metrics["tokens_trained"] = n_tok
-        if self.g.step_weight > 0:
-            shared, in_groups, steps = self.dist.sum(
-                [info[k] for k in ("step_groups", "steps_in_step_groups", "steps")]
-            )
-            metrics["step_groups"] = shared
-            metrics["step_group_share"] = in_groups / max(steps, 1.0)  # turns whose state another rollout shared
-        o = cfg.optim
-        mode = o.old_logprobs
-        if mode == "auto":
-            mode = "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
-        self.prepare(rows, recompute_old=mode == "recompute")
-        metrics.update(
-            self.optimize(rows, lambda mb: self.surrogate_loss(mb, backward=True, current_as_old=mode == "current"))
-        )
-        return metrics
+        return adv, rows, metrics
 
     @torch.no_grad()
     def prepare(self, rows: list[Row], recompute_old: bool) -> None:
@@ -202,8 +239,8 @@ class GRPOTrainer(Trainer):
         """
         g, o = self.g, self.cfg.optim
         norm = self.loss_normaliser(rows)
-        gigpo = g.step_weight > 0
-        active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0 or (gigpo and any(r.token_advantages))]
+        per_token = self.token_level
+        active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0 or (per_token and any(r.token_advantages))]
         out = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio_mean": 0.0}
         counted = 0.0
         for mb in micro_batches(active, o.micro_batch):
@@ -211,7 +248,7 @@ class GRPOTrainer(Trainer):
             with autocast(self.device), torch.set_grad_enabled(backward):
                 logp = token_logprobs(self.model, batch, self.cfg.sampling.temperature, o.logprob_chunk)
                 old = logp.detach() if current_as_old else batch.old_logprobs
-                adv = batch.token_advantages if gigpo else batch.advantages
+                adv = batch.token_advantages if per_token else batch.advantages
                 per_tok, ratio = clipped_token_loss(logp, old, adv, g.eps_low, g.eps_high)
                 mask = batch.loss_mask
                 kl = kl_k3(logp, batch.ref_logprobs) if g.kl_coef > 0 else torch.zeros_like(logp)

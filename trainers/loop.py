@@ -33,9 +33,8 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import gymnasium
 import numpy as np
 import torch
 from agentgym.trainers.checkpoint import (
@@ -46,6 +45,8 @@ from agentgym.trainers.checkpoint import (
     set_rng_state,
 )
 from agentgym.trainers.common import Row, build_optimizer, build_trainable_model, clip_and_step
+from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.curriculum import Curriculum
 from agentgym.trainers.distributed import Dist
 from agentgym.trainers.reference import Reference
 from tqdm import tqdm
@@ -53,19 +54,18 @@ from tqdm import tqdm
 from agentgym import jsonio
 from agentgym.checks import check_env, check_output_dir
 from agentgym.config import ConfigError, EnvConfig, EvalConfig, SamplingConfig, to_dict
-from agentgym.curriculum import Curriculum
-from agentgym.policy.base import SamplingParams
-from agentgym.policy.models import check_model
+from agentgym.policy.models import check_model, pad_token_id
+from agentgym.registration import env_tasks
 from agentgym.rollout import (
     EpisodeSpec,
-    RolloutOptions,
     RolloutPool,
     RolloutStats,
     env_maker,
     episode_rates,
+    episode_seed,
+    rollout_settings,
     warn_aborted,
 )
-from agentgym.train_config import TrainConfig
 from agentgym.trajectory import Trajectory, save_trajectories
 
 __all__ = ["MetricsLogger", "Trainer", "batch_metrics"]
@@ -152,6 +152,8 @@ class Trainer(ABC):
         model, tokenizer: an already built model to train (tests); default: from `cfg`.
     """
 
+    #: The algorithm's settings (a dataclass): the config section named after the algorithm.
+    Config: ClassVar[type | None] = None
     logger: MetricsLogger  # the run's metrics log, opened by `train`
     evals: dict[str, dict[str, float]]  # the run's evaluations by when they ran ("start", "step-N", "end")
 
@@ -183,7 +185,7 @@ class Trainer(ABC):
             model, tokenizer = build_trainable_model(cfg.policy.model, cfg.policy.dtype, device, cfg.lora)
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = pad_token_id(tokenizer)
         self.policy = self.build_policy()
         self.curriculum = Curriculum(cfg.curriculum)
         self.modules = self.extra_modules()
@@ -195,14 +197,22 @@ class Trainer(ABC):
             for module in (model, *self.modules.values()):
                 self.dist.broadcast_params(module)
             seed_everything(self.dist.seed(cfg.seed))
-        probe = gymnasium.make(self.env_id, **cfg.env.kwargs)
-        self.task_ids = [t.id for t in probe.unwrapped.tasks(cfg.env.split)][: cfg.env.num_tasks]
-        probe.close()
+        self.task_ids = [t.id for t in env_tasks(cfg.env)]
         self.step = 0
         self.last_metrics: dict[str, float] | None = None
         self.pool: RolloutPool | None = None
         self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
         self.stop_requested: str | None = None  # why the run should stop after the step in progress (`stop`)
+
+    def algo_config(self) -> Any:
+        """This algorithm's section of the config (`cfg.<algo>`, a `Config`)."""
+        section = getattr(self.cfg, self.cfg.algo, None)
+        if self.Config is not None and not isinstance(section, self.Config):
+            raise ConfigError(
+                f"algo={self.cfg.algo!r} trains with {type(self).__name__}, whose settings are "
+                f"{self.Config.__name__}, but the config's {self.cfg.algo} section is {type(section).__name__}"
+            )
+        return section
 
     def prepare_output_dir(self) -> Path:
         """`output_dir`, writable. A folder that holds a run (its metrics, checkpoints or
@@ -250,12 +260,6 @@ class Trainer(ABC):
 
     # ------------------------------------------------------------------ pieces of a step
 
-    def sampling_params(self, sampling: SamplingConfig | None = None) -> SamplingParams:
-        return SamplingParams.from_config(sampling or self.cfg.sampling)
-
-    def rollout_options(self) -> RolloutOptions:
-        return RolloutOptions.from_config(self.cfg.rollout, self.cfg.sampling.max_new_tokens)
-
     def collect(self, step: int, horizon: int) -> tuple[list[Trajectory], RolloutStats]:
         """`tasks_per_step` tasks x `samples_per_task` rollouts, in groups (spec order); of
         several ranks, rank r collects the groups of picks[r::world].
@@ -268,9 +272,7 @@ class Trainer(ABC):
         k = cfg.tasks_per_step
         picks = rng.choice(len(self.task_ids), size=k, replace=k > len(self.task_ids))
         specs = [
-            EpisodeSpec(
-                self.task_ids[picks[i]], horizon, sample=s, seed=cfg.seed * 1_000_003 + step * 10_007 + i * 101 + s
-            )
+            EpisodeSpec(self.task_ids[picks[i]], horizon, sample=s, seed=episode_seed(cfg.seed, i, s, step))
             for i in range(self.dist.rank, k, self.dist.world)
             for s in range(cfg.samples_per_task)
         ]
@@ -278,7 +280,8 @@ class Trainer(ABC):
         self.clear_policy_cache()
         self.model.eval()
         stats = RolloutStats()
-        trajs = self.rollout_pool().run(self.policy, specs, self.sampling_params(), self.rollout_options(), stats=stats)
+        sampling, options = rollout_settings(cfg)
+        trajs = self.rollout_pool().run(self.policy, specs, sampling, options, stats=stats)
         return trajs, stats
 
     def rollout_pool(self) -> RolloutPool:

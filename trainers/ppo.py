@@ -30,6 +30,7 @@ batch over the ranks (the single-process update on the union of their rollouts).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,10 +48,32 @@ from agentgym.trainers.distributed import Dist
 from agentgym.trainers.grpo import clipped_token_loss
 from agentgym.trainers.loop import Trainer
 
-from agentgym.train_config import PPOConfig
+from agentgym.config import help_field
 from agentgym.trajectory import Trajectory
 
-__all__ = ["PPOTrainer", "gae", "rollout_advantages", "trained_rollouts"]
+__all__ = ["PPOConfig", "PPOTrainer", "gae", "rollout_advantages", "trained_rollouts"]
+
+
+@dataclass
+class PPOConfig:
+    """PPO's settings: the section `ppo` (`algo: ppo`)."""
+
+    gamma: float = help_field(1.0, "discount over generated tokens")
+    lam: float = help_field(0.95, "GAE lambda")
+    value_clip: float = help_field(0.2, "clip of the value change against the pre-update values")
+    value_coef: float = help_field(0.5, "weight of the value loss")
+    eps_low: float = help_field(0.2, "lower clip of the ratio")
+    eps_high: float = help_field(0.2, "upper clip of the ratio")
+    normalize_advantages: bool = help_field(True, "whiten advantages over the batch's generated tokens")
+    mask_over_turn: bool = help_field(
+        True,
+        "Mini-o3: rollouts that hit the turn cap get no loss; off: they train and bootstrap from the value "
+        "after their last generated token",
+    )
+    mask_overlong: bool = help_field(
+        True, "overlong rollouts (context full) get no loss; off: they train and bootstrap as over-turn ones"
+    )
+    mask_aborted: bool = help_field(True, "leave aborted rollouts out of the loss")
 
 
 def gae(
@@ -125,6 +148,8 @@ def trained_rollouts(trajs: list[Trajectory], cfg: PPOConfig) -> list[bool]:
 class PPOTrainer(Trainer):
     """PPO with a scalar value head sharing the policy's body."""
 
+    Config = PPOConfig
+
     def extra_modules(self) -> dict[str, torch.nn.Module]:
         hidden = self.model.config.get_text_config().hidden_size
         head = torch.nn.Linear(hidden, 1)
@@ -144,7 +169,7 @@ class PPOTrainer(Trainer):
         return logp, values, after
 
     def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
-        p, o = self.cfg.ppo, self.cfg.optim
+        p, o = self.algo_config(), self.cfg.optim
         rows = [r for r in rows_from_trajectories(trajs, trained=trained_rollouts(trajs, p)) if any(r.loss_mask)]
         (n_rows,) = self.dist.sum([len(rows)])  # every rank takes the same path: collectives must match
         metrics: dict[str, float] = {"rows_trained": n_rows}
@@ -175,7 +200,7 @@ class PPOTrainer(Trainer):
     def loss(self, rows: list[Row], backward: bool = False) -> dict[str, float]:
         """Token-mean clipped policy loss + value_coef x clipped value loss over `rows` (this
         rank's share: the token count and the statistics are the whole batch's)."""
-        p, o = self.cfg.ppo, self.cfg.optim
+        p, o = self.algo_config(), self.cfg.optim
         (n_tok,) = self.dist.sum([sum(sum(r.loss_mask[1:]) for r in rows)])
         norm = float(max(n_tok, 1))
         keys = ("loss", "policy_loss", "value_loss", "ratio_mean", "value_mean")

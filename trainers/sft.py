@@ -20,7 +20,6 @@ import importlib
 import tempfile
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 from agentgym.trainers.common import (
@@ -32,14 +31,15 @@ from agentgym.trainers.common import (
     rows_from_trajectories,
     token_logprobs,
 )
+from agentgym.trainers.config import TrainConfig, WarmStartConfig
 
+from agentgym.checks import check_env
 from agentgym.config import ConfigError
 from agentgym.oracle import Oracle
 from agentgym.policy import ScriptedPolicy
-from agentgym.policy.base import SamplingParams
-from agentgym.registration import full_id, load_plugins
-from agentgym.rollout import EpisodeSpec, RolloutOptions, RolloutPool, env_maker, episode_rates, run_episodes
-from agentgym.train_config import TrainConfig, WarmStartConfig
+from agentgym.policy.models import pad_token_id
+from agentgym.registration import env_tasks
+from agentgym.rollout import EpisodeSpec, RolloutPool, env_maker, episode_rates, rollout_settings
 from agentgym.trajectory import Trajectory, load_trajectories
 
 __all__ = ["behaviour_clone", "collect_oracle", "load_oracle", "sft_rows", "warm_start"]
@@ -67,26 +67,20 @@ def collect_oracle(cfg: TrainConfig, tokenizer: Any, pool: RolloutPool | None = 
     """`warm_start.episodes` oracle episodes on the training split (all outcomes), on
     `pool` (the trainer's) or on a pool of their own."""
     ws = cfg.warm_start
-    load_plugins()
-    env_id = full_id(cfg.env.id)
-    probe = gymnasium.make(env_id, **cfg.env.kwargs)
-    task_ids = [t.id for t in probe.unwrapped.tasks(cfg.env.split)][: cfg.env.num_tasks]
-    probe.close()
+    env_id = check_env(cfg.env)
+    task_ids = [t.id for t in env_tasks(cfg.env)]
     rng = np.random.default_rng([cfg.seed, 7919])
     picks = rng.choice(len(task_ids), size=ws.episodes, replace=ws.episodes > len(task_ids))
     specs = [EpisodeSpec(task_ids[j], ws.horizon, sample=0, seed=cfg.seed + i) for i, j in enumerate(picks)]
     policy = ScriptedPolicy(tokenizer, load_oracle(ws.oracle, ws.oracle_kwargs), name="oracle")
-    r = cfg.rollout
-    # A scripted oracle cannot write summaries: its episodes keep the full context.
-    options = dataclasses.replace(RolloutOptions.from_config(r, cfg.sampling.max_new_tokens), context="full")
-    sampling = SamplingParams(
-        max_new_tokens=cfg.sampling.max_new_tokens, temperature=0.0, stop=tuple(cfg.sampling.stop)
-    )
+    sampling, options = rollout_settings(cfg)
+    # A scripted oracle samples nothing and cannot write summaries: its episodes keep the full context.
+    sampling = dataclasses.replace(sampling, temperature=0.0)
+    options = dataclasses.replace(options, context="full", context_config=None)
     if pool is not None:
         return pool.run(policy, specs, sampling, options)
-    return run_episodes(
-        policy, env_maker(env_id, **cfg.env.kwargs), env_id, specs, sampling, options, max_concurrent=r.max_concurrent
-    )
+    with RolloutPool.from_config(cfg.rollout, env_maker(env_id, **cfg.env.kwargs), env_id) as own:
+        return own.run(policy, specs, sampling, options)
 
 
 def sft_rows(trajs: list[Trajectory]) -> list[Row]:
@@ -103,7 +97,7 @@ def behaviour_clone(
             "the warm start has no successful trajectories to clone: check warm_start.oracle/path, "
             "or raise warm_start.horizon"
         )
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     # The loss before and after is measured on a fixed sample: a full pass costs as much as training.
     probe = rows[:: max(1, len(rows) // 8)][:8]
     before = sft_loss(model, probe, pad_id, cfg.optim.micro_batch)

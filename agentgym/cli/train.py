@@ -49,7 +49,7 @@ def _print_summary(result: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agentgym.train_config import TrainConfig, load_train_config
+    from agentgym.trainers.config import TrainConfig, load_train_config
 
     if args.help_config:
         print("\n".join(config_help(TrainConfig)))

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import torch
 
 from agentgym import jsonio
@@ -17,15 +16,17 @@ from agentgym.checks import check_env, check_output_dir
 from agentgym.config import EvalConfig, to_dict
 from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
 from agentgym.eval.plots import plot_curves
-from agentgym.policy.base import Policy, SamplingParams
+from agentgym.policy.base import Policy
+from agentgym.registration import env_tasks
 from agentgym.rollout import (
     EpisodeSpec,
-    RolloutOptions,
     RolloutPool,
     RolloutStats,
     env_maker,
     episode_rates,
+    episode_seed,
     rollout_metrics,
+    rollout_settings,
     warn_aborted,
 )
 from agentgym.trajectory import Trajectory, save_trajectories
@@ -49,14 +50,6 @@ class EvalResult:
         return next(r["success"] for r in self.rows if r["horizon"] == h)
 
 
-def sampling_params(cfg: EvalConfig) -> SamplingParams:
-    return SamplingParams.from_config(cfg.sampling)
-
-
-def rollout_options(cfg: EvalConfig) -> RolloutOptions:
-    return RolloutOptions.from_config(cfg.rollout, cfg.sampling.max_new_tokens)
-
-
 def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | None = None) -> EvalResult:
     """Run the sweep the config describes and write results.json, results.csv,
     success_vs_turns.png (and trajectories.jsonl) into `cfg.output_dir`.
@@ -73,17 +66,13 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | 
 
         policy = build_policy(cfg.policy)
     torch.manual_seed(cfg.seed)
-    probe = gymnasium.make(env_id, **cfg.env.kwargs)
-    tasks = probe.unwrapped.tasks(cfg.env.split)
-    probe.close()
-    if cfg.env.num_tasks is not None:
-        tasks = tasks[: cfg.env.num_tasks]
+    tasks = env_tasks(cfg.env)
     horizons = sorted(set(cfg.horizons))
-    options = rollout_options(cfg)
+    sampling, options = rollout_settings(cfg)
     mode = cfg.sweep if cfg.sweep != "auto" else ("rerun" if options.budget_visible else "prefix")
     run_horizons = [max(horizons)] if mode == "prefix" else horizons
     specs = [
-        EpisodeSpec(t.id, h, sample=s, seed=cfg.seed * 1_000_003 + i * 101 + s)
+        EpisodeSpec(t.id, h, sample=s, seed=episode_seed(cfg.seed, i, s))
         for h in run_horizons
         for i, t in enumerate(tasks)
         for s in range(cfg.samples_per_task)
@@ -98,7 +87,7 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | 
         trajectories = pool.run(
             policy,
             specs,
-            sampling_params(cfg),
+            sampling,
             options,
             progress=f"eval {env_id.split('/')[-1]}" if cfg.progress else False,
             stats=stats,

@@ -20,7 +20,7 @@ from transformers import (
 
 from agentgym.policy.base import Generation, Policy, SamplingParams
 from agentgym.policy.kv_cache import PrefixKVCache, cache_supported, gather_row, left_padded_cache, weights_version
-from agentgym.policy.models import DEFAULT_MODEL, load_model
+from agentgym.policy.models import DEFAULT_MODEL, load_model, pad_token_id
 
 __all__ = ["HFPolicy"]
 
@@ -124,7 +124,7 @@ class HFPolicy(Policy):
             self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size
         tok = self.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.pad_id = pad_token_id(tok)
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {i for i in [*eos, tok.eos_token_id] if i is not None}

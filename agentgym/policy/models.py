@@ -31,6 +31,7 @@ __all__ = [
     "check_model",
     "load_model",
     "load_tokenizer",
+    "pad_token_id",
     "resolve_model",
 ]
 
@@ -228,6 +229,11 @@ def check_model(name: str) -> None:
             f"with hub access (huggingface-cli download {name} --local-dir DIR) and pass DIR, or use the embedded "
             f"default {DEFAULT_MODEL!r}."
         )
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else its end-of-sequence token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def load_tokenizer(name: str) -> Any:

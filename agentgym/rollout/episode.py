@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from agentgym.policy.base import Generation
+from agentgym.policy.base import Generation, SamplingParams
 from agentgym.rollout.budget import Budget, budget_visible
 from agentgym.rollout.context import ContextStrategy, make_context
 from agentgym.rollout.prompting import ChatFormat, system_prompt
 from agentgym.trajectory import Segment, Span, Trajectory, json_safe
 
-__all__ = ["Episode", "EpisodeSpec", "RolloutOptions"]
+__all__ = ["Episode", "EpisodeSpec", "RolloutOptions", "episode_seed", "rollout_settings"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,21 @@ class RolloutOptions:
             context_config=rollout.context_config(),
             **{name: getattr(rollout, name) for name in own},
         )
+
+
+def rollout_settings(cfg: Any) -> tuple[SamplingParams, RolloutOptions]:
+    """What a config with `sampling` and `rollout` sections (an evaluation's, a training
+    run's) asks of every episode: the per-turn sampling and the rollout options."""
+    return SamplingParams.from_config(cfg.sampling), RolloutOptions.from_config(
+        cfg.rollout, cfg.sampling.max_new_tokens
+    )
+
+
+def episode_seed(seed: int, task: int, sample: int, step: int = 0) -> int:
+    """The env's reset seed for sample `sample` of the `task`-th task of a batch drawn at
+    training step `step` (an evaluation is step 0) of a run seeded `seed`: the same
+    episode gets the same seed in a resumed run, and the samples of a task differ."""
+    return seed * 1_000_003 + step * 10_007 + task * 101 + sample
 
 
 class Episode:

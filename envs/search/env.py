@@ -25,6 +25,7 @@ from agentgym.envs.search.tasks import generated_tasks, question_tasks
 from agentgym.envs.search.world import cached_world
 
 from agentgym.env import Outcome, Task
+from agentgym.parsing import clip
 from agentgym.tool_env import ToolEnv, ToolError
 from agentgym.tools import tool
 
@@ -200,14 +201,14 @@ class SearchEnv(ToolEnv):
         terms = index.query_terms(text)
         if not terms:
             raise ToolError(
-                f"the query {_clip(text)!r} has no searchable words (only stop words or punctuation): "
+                f"the query {clip(text)!r} has no searchable words (only stop words or punctuation): "
                 "search with names or keywords"
             )
         hits, matching = index.search(terms, k)
         if not hits:
-            return f'No document matches "{_clip(text)}". Try other keywords or another spelling.'
+            return f'No document matches "{clip(text)}". Try other keywords or another spelling.'
         term_set = set(terms)
-        lines = [f'Results for "{_clip(text)}" ({len(hits)} of {matching} matching documents):']
+        lines = [f'Results for "{clip(text)}" ({len(hits)} of {matching} matching documents):']
         for rank, hit in enumerate(hits, 1):
             doc = self.corpus.docs[hit.position]
             self.retrieved.add(doc.id)
@@ -227,7 +228,7 @@ class SearchEnv(ToolEnv):
         if doc is None:
             example = next(iter(self.retrieved), self.corpus.docs[0].id)
             raise ToolError(
-                f"no document has the id {_clip(doc_id)!r}: use an id shown in brackets in the search results, "
+                f"no document has the id {clip(doc_id)!r}: use an id shown in brackets in the search results, "
                 f"like {example!r}"
             )
         pages = self.corpus.pages(doc.id, self.page_chars)
@@ -272,8 +273,3 @@ class SearchEnv(ToolEnv):
             "supporting_opened": [d for d in gold_ids if d in self.opened],
             "supporting_recall": found / len(self.gold) if self.gold else 0.0,
         }
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
