@@ -267,10 +267,10 @@ class EvalConfig:
                 "sampling.top_k: the chat API has no top_k; use policy.api=completions (a vLLM-compatible server) "
                 "or sampling.top_k=0"
             )
-        from agentgym.rollout.budget import BUDGET_REVEALING_OPTIONS, budget_visible
+        from agentgym.rollout.budget import budget_revealing_options
 
-        if self.sweep == "prefix" and budget_visible(self.rollout):
-            shown = [f"rollout.{k}" for k in BUDGET_REVEALING_OPTIONS if getattr(self.rollout, k)]
+        shown = [f"rollout.{k}" for k in budget_revealing_options(self.rollout)]
+        if self.sweep == "prefix" and shown:
             raise ConfigError(
                 f"sweep=prefix derives success@h from one run at the largest horizon, which is wrong when the agent "
                 f"sees its budget ({', '.join(shown)}): use sweep=auto or sweep=rerun"

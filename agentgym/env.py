@@ -21,12 +21,21 @@ import gymnasium as gym
 
 from agentgym.spaces import UnicodeText
 
-__all__ = ["CHECK_AGAIN", "Outcome", "Task", "TextEnv"]
+__all__ = ["CHECK_AGAIN", "Outcome", "Task", "TextEnv", "budget_spent"]
 
 CHECK_AGAIN = (
     "Before I accept your answer: check your work once more against everything you have seen, "
     "then give your final answer again."
 )
+
+
+#: Reset options of 0.1 that are wrappers now (`agentgym.wrappers`).
+_MOVED_OPTIONS = {"check_again": "CheckAgain", "budget_tracker": "BudgetTracker"}
+
+
+def budget_spent(budget: int) -> str:
+    """What ends the observation of the turn that spends the turn budget."""
+    return f"\nThe turn budget ({budget}) is spent; the episode ends."
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,6 @@ class TextEnv(gym.Env[str, str]):
         self.budget = 0
         self.tool_calls = 0
         self.done = True
-        self.check_again = self.budget_tracker = self._checked = False
         self._last: tuple[str, str] = ("", "")
 
     # ------------------------------------------------------------ what subclasses write
@@ -140,7 +148,7 @@ class TextEnv(gym.Env[str, str]):
         raise NotImplementedError
 
     def is_final_answer(self, action: str) -> bool:
-        """Whether an action is a final answer (used by the "check again" option)."""
+        """Whether an action is a final answer: the hook `agentgym.wrappers.CheckAgain` asks."""
         return False
 
     @property
@@ -183,13 +191,18 @@ class TextEnv(gym.Env[str, str]):
             task_id: the task (default: drawn from `split` with the seeded RNG).
             max_turns: this episode's turn budget.
             split: the split to draw from.
-            check_again: TTI's "check again": the first final answer is not accepted; the
-                env asks the agent to verify it and answer again (this uses a turn).
-            budget_tracker: BATS: append a `<budget>` line (turns and tool calls used and
-                left) to every observation after a step.
+
+        TTI's check-again and BATS' budget tracker are wrappers of any env
+        (`agentgym.wrappers`), no longer reset options.
         """
         super().reset(seed=seed)
         options = options or {}
+        for key, wrapper in _MOVED_OPTIONS.items():
+            if options.get(key):
+                raise ValueError(
+                    f"reset option {key!r} is a wrapper now: agentgym.wrappers.{wrapper}(env) "
+                    f"(the rollout applies it from rollout.{key})"
+                )
         if options.get("task_id") is not None:
             task = self.get_task(str(options["task_id"]))
         else:
@@ -205,9 +218,6 @@ class TextEnv(gym.Env[str, str]):
         self.turn = 0
         self.tool_calls = 0
         self.done = False
-        self.check_again = bool(options.get("check_again", False))
-        self.budget_tracker = bool(options.get("budget_tracker", False))
-        self._checked = False
         observation = self.setup(task)
         self._last = ("", observation)
         if self.render_mode == "human":
@@ -221,9 +231,6 @@ class TextEnv(gym.Env[str, str]):
             return obs, 0.0, True, False, self._info(True, False)
         if not isinstance(action, str):
             outcome = Outcome(f"Invalid action: an action must be a string, got {type(action).__name__}.", invalid=True)
-        elif self.check_again and not self._checked and self.is_final_answer(action):
-            self._checked = True
-            outcome = Outcome(CHECK_AGAIN)
         else:
             outcome = self.transition(action)
         self.turn += 1
@@ -232,9 +239,7 @@ class TextEnv(gym.Env[str, str]):
         self.done = terminated or truncated
         observation = outcome.observation
         if truncated:
-            observation += f"\nThe turn budget ({self.budget}) is spent; the episode ends."
-        elif self.budget_tracker and not terminated:
-            observation += "\n" + self.budget_line()
+            observation += budget_spent(self.budget)
         self._last = (action if isinstance(action, str) else repr(action), observation)
         info = self._info(outcome.invalid, outcome.success and terminated)
         if outcome.info:
@@ -242,10 +247,6 @@ class TextEnv(gym.Env[str, str]):
         if self.render_mode == "human":
             self.render()
         return observation, float(outcome.reward), terminated, truncated, info
-
-    def budget_line(self) -> str:
-        """The BATS budget tracker's line: what has been used and what is left."""
-        return f"<budget>turns used: {self.turn}, turns left: {self.budget - self.turn}; tool calls used: {self.tool_calls}</budget>"
 
     def _info(self, invalid: bool, success: bool) -> dict[str, Any]:
         task = self.current_task

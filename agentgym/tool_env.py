@@ -68,13 +68,6 @@ class ToolEnv(TextEnv):
     def is_final_answer(self, action: str) -> bool:
         return self.parser.parse(action).answer is not None
 
-    def budget_line(self) -> str:
-        per_tool = ", ".join(f"{k}={v}" for k, v in self.tool_counts.items()) or "none"
-        return (
-            f"<budget>turns used: {self.turn}, turns left: {self.budget - self.turn}; "
-            f"tool calls used: {self.tool_calls} ({per_tool})</budget>"
-        )
-
     def on_answer(self, answer: str) -> Outcome:
         """Judge the final answer (already stripped of its tags)."""
         raise NotImplementedError
@@ -86,6 +79,9 @@ class ToolEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         self.tool_counts: dict[str, int] = {}
         return super().reset(seed=seed, options=options)
+
+    def _info(self, invalid: bool, success: bool) -> dict[str, Any]:
+        return {**super()._info(invalid, success), "tool_counts": dict(getattr(self, "tool_counts", {}))}
 
     def transition(self, action: str) -> Outcome:
         parsed = self.parser.parse(action)

@@ -14,14 +14,14 @@ from agentgym.rollout.context import SummarizeConfig
 from tests.test_rollout import ENV, bisect
 
 
-def test_budget_carries_the_env_side_as_reset_options():
+def test_budget_carries_the_env_side_as_reset_options_and_the_episodes_wrappers():
     budget = Budget(max_turns=6, budget_tracker=True, check_again=True)
     assert budget.reset_options("test-1") == {
         "task_id": "test-1",
         "max_turns": 6,
-        "check_again": True,
-        "budget_tracker": True,
+        "wrappers": ["check_again", "budget_tracker"],  # innermost first: the tracker counts the check's turn
     }
+    assert Budget(max_turns=2).reset_options("t")["wrappers"] == []
 
 
 def test_token_and_summary_budgets():

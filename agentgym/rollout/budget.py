@@ -1,8 +1,9 @@
 """Budgets of an episode: turns, tokens per turn, total tokens, and BATS.
 
-A budget has two sides. The env enforces the turn budget (`max_turns`, `truncated=True`
-when spent) and, when asked, appends the BATS budget tracker's `<budget>` line to its
-observations, so both are reset options. The rollout enforces the token budgets: each
+A budget has two sides. The env enforces the turn budget (`max_turns`, a reset option;
+`truncated=True` when spent); BATS' budget tracker and TTI's check-again are wrappers of
+the env for the episode (`agentgym.wrappers`), named in the reset options as `wrappers`
+(the env host applies them). The rollout enforces the token budgets: each
 completion is cut at `max_new_tokens`, and an episode whose generated tokens pass
 `max_total_tokens` ends `overlong` (a trainer masks it, like over-turn rollouts in
 Mini-o3). The budget of summaries belongs to the `summarize` context strategy
@@ -21,12 +22,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BUDGET_REVEALING_OPTIONS", "Budget", "budget_visible"]
+from agentgym.wrappers import EPISODE_WRAPPERS
 
-#: Rollout options that show the agent its turn budget. An option that reveals it in any
-#: way (in the prompt, in observations) belongs here: evaluation derives success@h from
-#: one long run only when none of them is on (see `budget_visible`).
-BUDGET_REVEALING_OPTIONS: tuple[str, ...] = ("announce_budget", "budget_tracker")
+__all__ = ["Budget", "budget_revealing_options", "budget_visible", "episode_wrappers"]
+
+#: `rollout.announce_budget` states the turn budget in the system prompt.
+ANNOUNCE_BUDGET_REVEALS_BUDGET = True
+
+
+def episode_wrappers(options: Any) -> list[str]:
+    """The env wrappers (`agentgym.wrappers.EPISODE_WRAPPERS`) these rollout options turn on."""
+    return [name for name in EPISODE_WRAPPERS if getattr(options, name, False)]
+
+
+def budget_revealing_options(options: Any) -> list[str]:
+    """The rollout options that are on and show the agent its turn budget: the prompt's
+    `announce_budget`, and every wrapper whose `reveals_budget` is true."""
+    shown = ["announce_budget"] if ANNOUNCE_BUDGET_REVEALS_BUDGET and getattr(options, "announce_budget", False) else []
+    return shown + [name for name in episode_wrappers(options) if EPISODE_WRAPPERS[name].reveals_budget]
 
 
 def budget_visible(options: Any) -> bool:
@@ -34,8 +47,9 @@ def budget_visible(options: Any) -> bool:
     `RolloutOptions` or a `RolloutConfig`). When it cannot, the first h turns of an
     episode with a larger budget are exactly an episode with budget h; when it can (a
     budget in the system prompt, BATS' turns-left line in every observation), its
-    behaviour may depend on the budget, and each horizon must be run on its own."""
-    return any(bool(getattr(options, name)) for name in BUDGET_REVEALING_OPTIONS)
+    behaviour may depend on the budget, and each horizon must be run on its own
+    (evaluation derives success@h from one long run only when nothing shows it)."""
+    return bool(budget_revealing_options(options))
 
 
 @dataclass(frozen=True)
@@ -48,9 +62,10 @@ class Budget:
         max_total_tokens: the most tokens the policy may generate over the episode,
             summaries included (None: no limit); past it the episode ends `overlong`
             and the completion that crossed it is not sent to the env.
-        budget_tracker: BATS: the env appends a `<budget>` line (turns and tool calls used
-            and left) to every observation.
-        check_again: TTI's check-again: the env asks once to verify a final answer.
+        budget_tracker: BATS: a `<budget>` line (turns and tool calls used and left) ends
+            every observation (`agentgym.wrappers.BudgetTracker`).
+        check_again: TTI's check-again: the agent is asked once to verify a final answer
+            (`agentgym.wrappers.CheckAgain`).
     """
 
     max_turns: int
@@ -66,13 +81,9 @@ class Budget:
             raise ValueError(f"max_total_tokens must be >= 1 or None, got {self.max_total_tokens}")
 
     def reset_options(self, task_id: str) -> dict[str, Any]:
-        """The env's reset options that carry the env side of this budget."""
-        return {
-            "task_id": task_id,
-            "max_turns": self.max_turns,
-            "check_again": self.check_again,
-            "budget_tracker": self.budget_tracker,
-        }
+        """The env's reset options that carry the env side of this budget (`wrappers`: the
+        episode's env wrappers, which the env host applies and takes out)."""
+        return {"task_id": task_id, "max_turns": self.max_turns, "wrappers": episode_wrappers(self)}
 
     def tokens_exceeded(self, generated_tokens: int) -> bool:
         """Whether `generated_tokens` so far is past the episode's total token budget."""

@@ -32,6 +32,7 @@ from typing import Any
 import gymnasium as gym
 
 from agentgym.trajectory import json_safe
+from agentgym.wrappers import episode_env
 
 __all__ = ["EnvHost", "LocalWorkers", "RayWorkers", "ThreadWorkers", "WorkerLost", "env_maker", "init_ray"]
 
@@ -59,18 +60,23 @@ class EnvHost:
     def __init__(self, make_env: Callable[[], gym.Env]):
         self.make_env = make_env
         self.envs: dict[int, gym.Env] = {}
+        self.episodes: dict[int, gym.Env] = {}  # each slot's env in the wrappers of its current episode
 
     def ping(self) -> int:
         """The process id of this host; that it answers at all means it is up."""
         return os.getpid()
 
     def reset(self, slot: int, seed: int | None, options: dict[str, Any]) -> tuple[bool, Any, float]:
-        """Reset the env of `slot`: payload = (observation, action_format, tool_schemas)."""
+        """Reset the env of `slot`: payload = (observation, action_format, tool_schemas).
+
+        `options["wrappers"]` (taken out of the env's options) names the episode's
+        wrappers (`agentgym.wrappers.episode_env`): each episode gets its own."""
         t0 = time.perf_counter()
         try:
             if slot not in self.envs:
                 self.envs[slot] = self.make_env()
-            env = self.envs[slot]
+            options = dict(options)
+            env = self.episodes[slot] = episode_env(self.envs[slot], options.pop("wrappers", ()))
             observation, _ = env.reset(seed=seed, options=options)
             base = env.unwrapped
             payload = (observation, base.action_format, base.tool_schemas)
@@ -84,7 +90,7 @@ class EnvHost:
         with only the JSON-safe entries of info (tool schemas stay here)."""
         t0 = time.perf_counter()
         try:
-            observation, reward, terminated, truncated, info = self.envs[slot].step(action)
+            observation, reward, terminated, truncated, info = self.episodes[slot].step(action)
             payload = (observation, float(reward), bool(terminated), bool(truncated), json_safe(info))
         except Exception as exc:
             self.discard(slot)
@@ -97,6 +103,7 @@ class EnvHost:
 
     def discard(self, slot: int) -> None:
         """Close and forget the env of `slot` (its state is not trusted any more)."""
+        self.episodes.pop(slot, None)
         env = self.envs.pop(slot, None)
         if env is not None:
             # An env that failed may fail to close too; it is dropped either way.
