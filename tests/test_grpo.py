@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 from agentgym.trainers.common import rows_from_trajectories
-from agentgym.trainers.grpo import GRPOConfig, GRPOTrainer, clipped_token_loss, group_advantages, kl_k3
+from agentgym.trainers.grpo import (
+    GRPOConfig,
+    GRPOTrainer,
+    clipped_token_loss,
+    group_advantages,
+    grpo_loss,
+    kl_k3,
+)
 
 from tests.test_train_support import one_torch_thread, tiny_config  # noqa: F401 (autouse fixture)
 
@@ -70,6 +77,21 @@ def test_clipped_loss_matches_a_hand_computation():
     loss, _ = clipped_token_loss(logp, old, torch.tensor([-1.0]), eps_low=0.2, eps_high=0.28)
     # A < 0: -min(-rho, -clip(rho)) = max(rho, clip(rho)) = [2.0, 0.9, 0.8]
     assert loss[0].tolist() == pytest.approx([2.0, 0.9, 0.8])
+
+
+def test_grpo_loss_is_the_masked_clipped_surrogate_plus_beta_k3_over_the_normaliser():
+    logp = torch.log(torch.tensor([[0.5, 0.9, 0.1]]))
+    old = torch.log(torch.tensor([[0.25, 1.0, 0.2]]))  # ratios 2.0, 0.9, 0.5
+    ref = torch.log(torch.tensor([[0.5, 0.45, 0.1]]))  # k3: 0, 0.5 - ln 0.5 - 1, 0
+    mask = torch.tensor([[0.0, 1.0, 1.0]])  # the first position is not a generated token
+    g = GRPOConfig(kl_coef=0.1)
+    loss, stats = grpo_loss(logp, old, torch.tensor([1.0]), mask, 4.0, g, ref)
+    k3 = 0.5 - math.log(0.5) - 1
+    assert float(loss) == pytest.approx((-0.9 + 0.1 * k3 - 0.5) / 4.0)
+    assert float(stats["kl"]) == pytest.approx(k3) and float(stats["tokens"]) == 2
+    assert float(stats["clip_frac"]) == 1.0 and float(stats["ratio_mean"]) == pytest.approx(1.4)  # 0.5 < 0.8
+    no_kl, _ = grpo_loss(logp, old, torch.tensor([1.0]), mask, 4.0, GRPOConfig(), None)
+    assert float(no_kl) == pytest.approx((-0.9 - 0.5) / 4.0)
 
 
 def test_kl_k3_formula():

@@ -9,7 +9,9 @@ The loss is PPO's clipped surrogate with asymmetric clipping, averaged over the 
 generated tokens (DAPO's token-mean), plus beta times the k3 KL to the frozen policy RL
 started from (after any warm start; `trainers/reference.py`) when `kl_coef > 0`:
 
-    L = -sum_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) / N_tokens + beta * KL_k3
+    L = sum_t [ -min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) + beta * KL_k3(t) ] / N_tokens
+
+(`grpo_loss`; the advantages, ratio, clipping, KL and normaliser are in one screen below).
 
 Masks (switches in `GRPOConfig`):
 - over-turn (Mini-o3) and overlong: the rollout counts in its group's mean/std with reward
@@ -60,7 +62,7 @@ from agentgym.trainers.reference import Reference
 from agentgym.config import ConfigError, help_field
 from agentgym.trajectory import Trajectory
 
-__all__ = ["GRPOConfig", "GRPOTrainer", "clipped_token_loss", "group_advantages", "kl_k3", "relative"]
+__all__ = ["GRPOConfig", "GRPOTrainer", "clipped_token_loss", "group_advantages", "grpo_loss", "kl_k3", "relative"]
 
 
 @dataclass
@@ -90,6 +92,9 @@ class GRPOConfig:
         """What GRPO needs of the rest of the training config."""
         if cfg.samples_per_task < 2:
             raise ConfigError("samples_per_task must be >= 2 for GRPO: advantages are relative to the group")
+
+
+# ---------------------------------------------------------------------- the loss, in one screen
 
 
 def relative(values: Sequence[float], cfg: GRPOConfig) -> list[float]:
@@ -145,6 +150,36 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 estimator of KL(pi || pi_ref) per token: r - log r - 1, r = pi_ref / pi."""
     d = ref_logp - logp
     return torch.exp(d) - d - 1
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    norm: float,
+    g: GRPOConfig,
+    ref_logp: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """GRPO's loss on a batch of rows (rows x positions), and its statistics summed over `mask`:
+
+        L = sum_t mask_t * ( -min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) + beta * KL_k3(t) ) / norm
+
+    rho_t = exp(logp_t - old_logp_t); A: the row's advantage, or (GiGPO) the token's; mask:
+    the generated tokens that train; norm: the generated tokens of the whole batch (DAPO's
+    token-mean, counted over every rank by the caller), or Dr. GRPO's constant.
+    """
+    per_token, ratio = clipped_token_loss(logp, old_logp, adv, g.eps_low, g.eps_high)
+    kl = kl_k3(logp, ref_logp) if g.kl_coef > 0 else torch.zeros_like(logp)
+    loss = ((per_token + g.kl_coef * kl) * mask).sum() / norm
+    with torch.no_grad():
+        clipped = ((ratio < 1 - g.eps_low) | (ratio > 1 + g.eps_high)).float()
+        stats = {"kl": kl, "clip_frac": clipped, "ratio_mean": ratio}
+        stats = {k: (v * mask).sum() for k, v in stats.items()} | {"tokens": mask.sum()}
+    return loss, stats
+
+
+# ---------------------------------------------------------------------- the trainer
 
 
 class GRPOTrainer(Trainer):
@@ -241,30 +276,23 @@ class GRPOTrainer(Trainer):
         norm = self.loss_normaliser(rows)
         per_token = self.token_level
         active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0 or (per_token and any(r.token_advantages))]
-        out = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio_mean": 0.0}
-        counted = 0.0
+        keys = ("loss", "kl", "clip_frac", "ratio_mean", "tokens")
+        sums = dict.fromkeys(keys, 0.0)
         for mb in micro_batches(active, o.micro_batch):
             batch = pad_rows(mb, self.pad_id).to(self.device)
             with autocast(self.device), torch.set_grad_enabled(backward):
                 logp = token_logprobs(self.model, batch, self.cfg.sampling.temperature, o.logprob_chunk)
                 old = logp.detach() if current_as_old else batch.old_logprobs
                 adv = batch.token_advantages if per_token else batch.advantages
-                per_tok, ratio = clipped_token_loss(logp, old, adv, g.eps_low, g.eps_high)
-                mask = batch.loss_mask
-                kl = kl_k3(logp, batch.ref_logprobs) if g.kl_coef > 0 else torch.zeros_like(logp)
-                loss = ((per_tok + g.kl_coef * kl) * mask).sum() / norm
+                loss, stats = grpo_loss(logp, old, adv, batch.loss_mask, norm, g, batch.ref_logprobs)
             if backward:
                 loss.backward()
-            with torch.no_grad():
-                out["loss"] += float(loss)
-                out["kl"] += float((kl * mask).sum())
-                clipped = ((ratio < 1 - g.eps_low) | (ratio > 1 + g.eps_high)).float()
-                out["clip_frac"] += float((clipped * mask).sum())
-                out["ratio_mean"] += float((ratio * mask).sum())
-                counted += float(mask.sum())
-        keys = ("loss", "kl", "clip_frac", "ratio_mean")
-        *sums, counted = self.dist.sum([*(out[k] for k in keys), counted])
-        out = dict(zip(keys, sums, strict=True))
-        for k in ("kl", "clip_frac", "ratio_mean"):
-            out[k] = out[k] / counted if counted else (1.0 if k == "ratio_mean" else 0.0)
+            for k, v in {"loss": loss.detach(), **stats}.items():
+                sums[k] += float(v)
+        # Of several ranks, the statistics are the whole batch's.
+        total = dict(zip(keys, self.dist.sum([sums[k] for k in keys]), strict=True))
+        counted = total.pop("tokens")
+        out = {"loss": total.pop("loss")}
+        for k, v in total.items():
+            out[k] = v / counted if counted else (1.0 if k == "ratio_mean" else 0.0)
         return out
