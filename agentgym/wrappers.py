@@ -22,6 +22,7 @@ The rollout applies them per episode, from the rollout options (`rollout.check_a
 different options.
 
 Example:
+    >>> import agentgym
     >>> env = BudgetTracker(CheckAgain(agentgym.make("GuessNumber-16-v0")))
     >>> obs, info = env.reset(seed=0, options={"max_turns": 4})
 """

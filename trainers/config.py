@@ -186,7 +186,7 @@ class TrainConfig(PluginSections):
         self.algo_sections = dict(self.algo_sections)
         if self.algo not in ALGORITHMS:
             raise ConfigError(f"algo: {ALGORITHMS.unknown(self.algo)}")
-        section = getattr(self, self.algo) if self.algo in _algorithm_configs() else None
+        section = getattr(self, self.algo, None)  # the algorithm's plug-in section (None: it has no Config)
         if hasattr(section, "check"):
             section.check(self)  # what the algorithm needs of the rest of the config
         if self.steps < 1 or self.tasks_per_step < 1 or self.samples_per_task < 1:

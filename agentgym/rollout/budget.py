@@ -26,9 +26,6 @@ from agentgym.wrappers import EPISODE_WRAPPERS
 
 __all__ = ["Budget", "budget_revealing_options", "budget_visible", "episode_wrappers"]
 
-#: `rollout.announce_budget` states the turn budget in the system prompt.
-ANNOUNCE_BUDGET_REVEALS_BUDGET = True
-
 
 def episode_wrappers(options: Any) -> list[str]:
     """The env wrappers (`agentgym.wrappers.EPISODE_WRAPPERS`) these rollout options turn on."""
@@ -38,7 +35,7 @@ def episode_wrappers(options: Any) -> list[str]:
 def budget_revealing_options(options: Any) -> list[str]:
     """The rollout options that are on and show the agent its turn budget: the prompt's
     `announce_budget`, and every wrapper whose `reveals_budget` is true."""
-    shown = ["announce_budget"] if ANNOUNCE_BUDGET_REVEALS_BUDGET and getattr(options, "announce_budget", False) else []
+    shown = ["announce_budget"] if getattr(options, "announce_budget", False) else []  # the budget, in the prompt
     return shown + [name for name in episode_wrappers(options) if EPISODE_WRAPPERS[name].reveals_budget]
 
 
