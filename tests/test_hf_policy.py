@@ -339,3 +339,54 @@ def test_with_top_k_or_top_p_the_logprobs_are_those_of_the_truncated_distributio
         chosen = torch.tensor(gen.token_ids).view(-1, 1)
         assert kept.gather(1, chosen).all()
         assert gen.logprobs == pytest.approx(truncated.gather(1, chosen).squeeze(1).tolist(), abs=1e-4)
+
+
+# ---------------------------------------------------------------------- work per call
+
+
+class CountRows:
+    """Records the rows and new columns of every forward pass of a model."""
+
+    def __init__(self, model):
+        self.calls: list[tuple[int, int]] = []
+        self.handle = model.register_forward_pre_hook(self.record, with_kwargs=True)
+
+    def record(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.calls.append(tuple(ids.shape))
+
+    def close(self):
+        self.handle.remove()
+
+
+def test_a_row_that_ends_leaves_the_batch_and_the_rest_decode_without_it(plain):
+    prompts = chat_prompts(plain.tokenizer, 3)
+    free = plain.generate(prompts, GREEDY)
+    policy = HFPolicy(plain.model, plain.tokenizer, prefix_cache=False)
+    policy.eos_ids = {*policy.eos_ids, free[1].token_ids[1]}  # row 1 ends at its second token
+    counter = CountRows(plain.model)
+    try:
+        gens = policy.generate(prompts, GREEDY)
+    finally:
+        counter.close()
+    assert gens[1].finish_reason == "stop" and len(gens[1].token_ids) == 2
+    assert_same(gens, [policy.generate([p], GREEDY)[0] for p in prompts])
+    rows_per_step = [rows for rows, _ in counter.calls[1:]]  # after the prompt's forward pass
+    assert rows_per_step[0] == 3 and set(rows_per_step[1:]) <= {2}
+    assert len(rows_per_step) == GREEDY.max_new_tokens - 1
+
+
+def test_prompts_that_share_a_prefix_prefill_it_once(plain, cached):
+    system = [{"role": "system", "content": "You play a guessing game. " * 6}]
+    fmt = ChatFormat(plain.tokenizer)
+    tasks = [fmt.start([*system, {"role": "user", "content": f"Guess a number up to {n}."}]) for n in (10, 200)]
+    prompts = [tasks[0]] * 4 + [tasks[1]] * 2  # a group of 4 samples, a group of 2, one system prompt
+    shared = next(i for i, (a, b) in enumerate(zip(*tasks, strict=False)) if a != b)
+    params = SamplingParams(max_new_tokens=5, temperature=0.9, seed=4)
+    got = cached.generate(prompts, params)
+    # The shared prefix once, each task's own tail once, and each row's last prompt token.
+    assert cached.cache.stats.prefilled_tokens == shared + sum(len(t) - 1 - shared for t in tasks) + len(prompts)
+    torch.manual_seed(0)
+    for prompt, gen in zip(prompts, got, strict=True):
+        assert gen.logprobs == pytest.approx(forward_logprobs(plain, prompt, gen.token_ids, 0.9), abs=1e-4)
+    assert_same(cached.generate(prompts, GREEDY), plain.generate(prompts, GREEDY))

@@ -14,6 +14,7 @@ tensors (`[layers, 2, kv_heads, length, head_dim]`) and the batched `DynamicCach
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from transformers.cache_utils import DynamicLayer
 __all__ = [
     "CacheStats",
     "PrefixKVCache",
+    "cache_argument",
     "cache_supported",
     "gather_row",
     "left_padded_cache",
@@ -133,6 +135,14 @@ def cache_supported(model: Any) -> bool:
     except Exception:  # an architecture DynamicCache cannot describe
         return False
     return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def cache_argument(module: Any) -> str:
+    """The name under which `module.forward` (a model, its backbone, or a peft wrapper's
+    base model) takes a KV cache: `cache` from transformers 5.2x on, `past_key_values` before."""
+    base = module.get_base_model() if hasattr(module, "get_base_model") else module
+    params = inspect.signature(base.forward).parameters
+    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
 
 
 def weights_version(model: Any) -> tuple[int, int]:
