@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from agentgym.trainers.config import LoraConfig, OptimConfig
+from agentgym.trainers.logprobs import token_logprobs
 
 from agentgym.policy import load_model
 from agentgym.trajectory import Span, Trajectory
@@ -170,42 +171,6 @@ def micro_batches(rows: list[Row], size: int) -> list[list[Row]]:
     """Rows in groups of `size`, sorted by length so that padding stays small."""
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
     return [[rows[i] for i in order[s : s + size]] for s in range(0, len(order), size)]
-
-
-def token_logprobs(
-    model: Any,
-    batch: Batch,
-    temperature: float = 1.0,
-    chunk: int = 256,
-    return_hidden: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """log p(token t | tokens < t) for every position (0 at t = 0), under `model`.
-
-    The logits are divided by the sampling `temperature`, so the result is comparable with
-    the rollout-time log-probs. The log-softmax runs `chunk` positions at a time: a full
-    B x T x vocab float32 tensor is ~50 MB per 1,000 tokens for a 49k vocabulary, and its
-    gradient as much again.
-    """
-    out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        output_hidden_states=return_hidden,
-        use_cache=False,
-    )
-    logits = out.logits
-    temp = temperature if temperature > 0 else 1.0
-    targets = batch.input_ids[:, 1:]
-    pieces = []
-    for s in range(0, targets.shape[1], chunk):
-        part = logits[:, s : min(s + chunk, targets.shape[1])].float() / temp
-        tgt = targets[:, s : s + part.shape[1]]
-        # log_softmax gathered at the target = logit - logsumexp: no full log-prob tensor kept.
-        picked = part.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(part, dim=-1)
-        pieces.append(picked)
-    logp = torch.cat([torch.zeros_like(targets[:, :1], dtype=torch.float32), *pieces], dim=1)
-    if return_hidden:
-        return logp, out.hidden_states[-1]
-    return logp
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
