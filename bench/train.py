@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from goals import goal, load_line
+
 BASE = [
     "env.id=agentgym/GuessNumber-16-v0",
     "env.kwargs={guess_tool: false}",
@@ -217,9 +219,9 @@ def main() -> None:
         print(f"{name:<10} {r['seconds']:>8.2f} {r['tokens'] / r['seconds']:>9.0f} {r['peak_rss_mb']:>12.0f}")
     for kind in ("full", "lora"):
         a, b = results[f"ours-{kind}"], results[f"trl-{kind}"]
-        print(
-            f"{kind}: agentgym / TRL tokens/s = {b['seconds'] / a['seconds']:.2f}x, RSS ratio {a['peak_rss_mb'] / b['peak_rss_mb']:.2f}"
-        )
+        print(goal(f"{kind}: agentgym / TRL tokens/s", b["seconds"] / a["seconds"], 1.2, unit="x"))
+        print(goal(f"{kind}: agentgym / TRL peak RSS", a["peak_rss_mb"] / b["peak_rss_mb"], 1.0, at_least=False))
+    print(load_line())
 
 
 if __name__ == "__main__":

@@ -91,3 +91,27 @@ def test_the_warm_starts_success_rate_leaves_aborted_episodes_out(oracle_setup, 
     ws = dataclasses.replace(cfg.warm_start, source="file", path=str(path), backend="plain", epochs=0.25)
     info = warm_start(load_model("tiny-random")[0], tok, dataclasses.replace(cfg, warm_start=ws))
     assert info["sft_success_rate"] == 1.0  # every episode that was not aborted won
+
+
+def test_the_plain_warm_start_trains_on_every_row_once_per_epoch(oracle_setup, monkeypatch):
+    import agentgym.trainers.sft as sft
+
+    cfg, _, trajs = oracle_setup
+    model, tok = load_model("tiny-random")
+    rows = [r for _ in range(3) for r in sft_rows(trajs)]  # 12 rows
+    for k, r in enumerate(rows):  # tell them apart by their first token
+        r.input_ids = [1000 + k, *r.input_ids[1:]]
+    seen: list[int] = []
+    real = sft.pad_rows
+
+    def recording(batch_rows, pad_id):
+        seen.extend(r.input_ids[0] - 1000 for r in batch_rows)
+        return real(batch_rows, pad_id)
+
+    monkeypatch.setattr(sft, "pad_rows", recording)
+    ws = cfg.warm_start
+    ws.backend, ws.epochs, ws.batch_size = "plain", 2.0, 4
+    monkeypatch.setattr(sft, "sft_loss", lambda *a, **k: 0.0)  # only the training passes are recorded
+    behaviour_clone(model, tok, rows, ws, cfg)
+    assert len(seen) == 24 and sorted(seen[:12]) == sorted(seen[12:]) == list(range(12))
+    assert seen[:12] != seen[12:]  # a new order each epoch

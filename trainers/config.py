@@ -86,7 +86,9 @@ class WarmStartConfig:
     epochs: float = help_field(1.0, "passes over the successful trajectories")
     batch_size: int = help_field(16, "trajectories per optimizer step")
     lr: float = help_field(1e-4, "learning rate of the warm start")
-    backend: Literal["trl", "plain"] = help_field("trl", "trl: TRL's SFTTrainer; plain: the trainers' own loop")
+    backend: Literal["trl", "plain"] = help_field(
+        "plain", "plain: the trainers' own loop (log-probs at the trained tokens only); trl: TRL's SFTTrainer"
+    )
 
 
 @dataclass
