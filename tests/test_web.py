@@ -403,3 +403,27 @@ def test_page_service_workers_are_never_registered(shop):
         }"""
     )
     assert state == {"registered": False, "count": 0} and tab.context.service_workers == []
+
+
+def _page_with_an_image_that_never_loads(env):
+    """A page of the site whose `load` event never comes: its image's request is held."""
+    tab = env.tab
+    html = "<title>Slow</title><h1>Slow page</h1><img src='/never.png' alt='never'>"
+    tab.context.route(tab.origin + "/slow", lambda route: route.fulfill(content_type="text/html", body=html))
+    tab.context.route(tab.origin + "/never.png", lambda route: None)  # held: never answered
+
+
+def test_goto_observes_the_page_once_parsed_without_waiting_for_its_images(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _page_with_an_image_that_never_loads(shop)
+    obs, *_ = call(shop, "goto", url="/slow")
+    assert "Title: Slow" in obs and 'heading "Slow page"' in obs
+
+
+def test_back_observes_the_page_once_parsed_without_waiting_for_its_images(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _page_with_an_image_that_never_loads(shop)
+    call(shop, "goto", url="/slow")
+    call(shop, "goto", url="/orders")
+    obs, *_ = call(shop, "back")
+    assert "Title: Slow" in obs and 'heading "Slow page"' in obs

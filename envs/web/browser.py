@@ -31,7 +31,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from agentgym.tool_env import ToolError
 
-__all__ = ["CHROMIUM", "LAUNCH_ARGS", "BrowserTab", "TabRecovered", "shared_browser"]
+__all__ = ["CHROMIUM", "LAUNCH_ARGS", "PARSED", "BrowserTab", "TabRecovered", "shared_browser"]
 
 #: Chromium binary (Debian's package); override with AGENTGYM_CHROMIUM.
 CHROMIUM = os.environ.get("AGENTGYM_CHROMIUM", "/usr/bin/chromium")
@@ -49,6 +49,9 @@ for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChan
 }
 """
 _REF = re.compile(r"^(?:f\d+)?e\d+$")
+#: What a navigation waits for: the document parsed, which is all the outline reads. The
+#: `load` event also waits for images, frames and the like, ~30 ms more on these pages.
+PARSED = "domcontentloaded"
 
 
 class TabRecovered(ToolError):
@@ -222,8 +225,12 @@ class BrowserTab:
                 self.page.close()
             self._open_page()
             what = "The page crashed and was reopened."
-        self.page.goto(self.last_url)
+        self.goto(self.last_url)
         return f"{what} Now at {self.last_url}."
+
+    def goto(self, url: str) -> None:
+        """Open `url`; return once its document is parsed."""
+        self.page.goto(url, wait_until=PARSED)
 
     # ------------------------------------------------------------ acting
 

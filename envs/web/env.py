@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from agentgym.envs.web.apps.shop import ShopApp
 from agentgym.envs.web.apps.tracker import TrackerApp
-from agentgym.envs.web.browser import BrowserTab, TabRecovered, check_thread
+from agentgym.envs.web.browser import PARSED, BrowserTab, TabRecovered, check_thread
 from agentgym.envs.web.server import SESSION_HEADER, App, get_server
 from agentgym.envs.web.snapshot import Outline
 from agentgym.envs.web.tasks import shop as shop_tasks
@@ -76,7 +76,7 @@ class WebEnv(ToolEnv):
         server = get_server()
         self.token, self.db_path = server.open_session(self.app, self.data_seed)
         self.tab = BrowserTab(server.origin, {SESSION_HEADER: self.token}, self.action_timeout_ms)
-        self.tab.run("opening the site", lambda: self.tab.page.goto(server.origin + self.start_path))
+        self.tab.run("opening the site", lambda: self.tab.goto(server.origin + self.start_path))
         self.outline, self.offset = None, 0
         return f"{task.instruction}\n\n{self.observe()}"
 
@@ -231,15 +231,15 @@ class WebEnv(ToolEnv):
         """
         tab = self._tab()
         target = tab.resolve(url)
-        return self._act(f"goto {url}", lambda: tab.page.goto(target))
+        return self._act(f"goto {url}", lambda: tab.goto(target))
 
     @tool
     def back(self) -> str:
         """Go back to the previous page."""
         tab = self._tab()
-        tab.run("back", lambda: tab.page.go_back())
+        tab.run("back", lambda: tab.page.go_back(wait_until=PARSED))
         if tab.page.url == "about:blank":  # the tab's first entry: there was no previous page
-            tab.run("back", lambda: tab.page.go_forward())
+            tab.run("back", lambda: tab.page.go_forward(wait_until=PARSED))
             # The forward navigation made a new document: refresh the refs before reporting.
             raise ToolError(f"there is no previous page in this tab.\n{self.observe()}")
         return self.observe()
