@@ -6,7 +6,9 @@ Playwright on the same pages, in the same run: next to each episode, a plain bro
 context (same browser, a session and database of its own, no routes or init scripts)
 replays it, and each of the oracle's actions costs there the Playwright call alone
 (`click(force=True)` on the same element, `fill` (+ `press("Enter")`), `select_option`,
-`goto`, `go_back`, a `scrollBy`) plus `page.aria_snapshot(mode="ai")`. The env and the
+`goto`, `go_back`, a `scrollBy`) plus `page.aria_snapshot(mode="ai")`, after the one
+`evaluate` that waits for the page to settle (the apps update pages in place: without it
+the snapshot would show the page before the click). The env and the
 floor run the two step by step, alternating, so load from other processes hits both
 alike. "server ms" is a plain HTTP GET of the start page without the browser: the app's
 own share of an action.
@@ -27,7 +29,7 @@ import re
 import statistics
 import time
 
-from agentgym.envs.web.browser import shared_browser
+from agentgym.envs.web.browser import SETTLE, shared_browser
 from agentgym.envs.web.oracle import WebOracle
 from agentgym.envs.web.server import SESSION_HEADER, get_server
 
@@ -79,6 +81,7 @@ class Floor:
             page.evaluate(f"window.scrollBy(0, {1 if args['direction'] == 'down' else -1} * window.innerHeight * 0.8)")
         else:
             raise ValueError(f"the floor has no Playwright equivalent of {name!r}")
+        page.evaluate(SETTLE)  # an in-page update ends after the click returns: wait for it, as the env does
         self.tree = page.aria_snapshot(mode="ai")
         return time.perf_counter() - t0
 

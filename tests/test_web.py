@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -427,3 +428,56 @@ def test_back_observes_the_page_once_parsed_without_waiting_for_its_images(shop)
     call(shop, "goto", url="/orders")
     obs, *_ = call(shop, "back")
     assert "Title: Slow" in obs and 'heading "Slow page"' in obs
+
+
+def _same_document(env):
+    """Mark the tab's document; `_still_same_document` tells whether a later one is it."""
+    env.tab.page.evaluate("window.agentgymTestMark = 1")
+
+
+def _still_same_document(env):
+    return env.tab.page.evaluate("window.agentgymTestMark") == 1
+
+
+def _refless(obs):
+    return re.sub(r"\[ref=(?:f\d+)?e\d+\]", "[ref]", obs)  # refs are numbered per document and snapshot
+
+
+def test_a_link_of_the_site_updates_the_page_in_place_and_shows_what_loading_it_shows(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _same_document(shop)
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Orders"))
+    assert _still_same_document(shop)
+    loaded, *_ = call(shop, "goto", url="/orders")
+    assert not _still_same_document(shop)
+    assert "Title: Your orders" in obs and _refless(obs) == _refless(loaded).replace('name="goto"', 'name="click"')
+
+
+def test_a_filter_form_updates_the_page_in_place_at_the_address_of_its_query(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _same_document(shop)
+    obs, *_ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="Hats")
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "button", "Apply"))
+    assert _still_same_document(shop)
+    assert "/search?q=&category=Hats&colour=&max_price=&sort=relevance" in obs and "Title: Search results" in obs
+    assert "15 results" in obs
+
+
+def test_a_form_post_updates_the_page_in_place_at_the_address_it_redirects_to(tracker):
+    obs, _ = tracker.reset(options={"task_id": tracker.tasks("test")[0].id})
+    _same_document(tracker)
+    obs, *_ = call(tracker, "type", ref=find_ref(obs, "textbox", "Username"), text="alice")
+    obs, *_ = call(tracker, "type", ref=find_ref(obs, "textbox", "Password"), text="wrong", submit=True)
+    assert _still_same_document(tracker)
+    assert "/login?msg=Wrong" in obs and "Wrong username or password." in obs
+
+
+def test_back_after_an_in_page_update_shows_the_previous_page(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Orders"))
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Order #1002"))
+    assert "Title: Order #1002" in obs
+    obs, *_ = call(shop, "back")
+    assert "Title: Your orders" in obs and obs.split("\n")[1].endswith("/orders")
+    obs, *_ = call(shop, "back")
+    assert "Title: Welcome" in obs
