@@ -481,3 +481,20 @@ def test_back_after_an_in_page_update_shows_the_previous_page(shop):
     assert "Title: Your orders" in obs and obs.split("\n")[1].endswith("/orders")
     obs, *_ = call(shop, "back")
     assert "Title: Welcome" in obs
+
+
+def test_select_chooses_by_label_ignoring_case_and_fires_the_pages_change_event(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    shop.tab.page.evaluate(
+        "document.addEventListener('change', (e) => { window.changed = e.target.name + '=' + e.target.value })"
+    )
+    obs, *_ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="hats")
+    assert shop.tab.page.evaluate("window.changed") == "category=Hats"
+    assert 'option "Hats" [selected]' in obs
+
+
+def test_select_in_a_disabled_drop_down_says_so_at_once(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    shop.tab.page.evaluate("document.querySelector('select[name=category]').disabled = true")
+    obs, _, done, _, _ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="Hats")
+    assert "is disabled" in obs and not done
