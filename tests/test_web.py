@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -403,3 +404,97 @@ def test_page_service_workers_are_never_registered(shop):
         }"""
     )
     assert state == {"registered": False, "count": 0} and tab.context.service_workers == []
+
+
+def _page_with_an_image_that_never_loads(env):
+    """A page of the site whose `load` event never comes: its image's request is held."""
+    tab = env.tab
+    html = "<title>Slow</title><h1>Slow page</h1><img src='/never.png' alt='never'>"
+    tab.context.route(tab.origin + "/slow", lambda route: route.fulfill(content_type="text/html", body=html))
+    tab.context.route(tab.origin + "/never.png", lambda route: None)  # held: never answered
+
+
+def test_goto_observes_the_page_once_parsed_without_waiting_for_its_images(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _page_with_an_image_that_never_loads(shop)
+    obs, *_ = call(shop, "goto", url="/slow")
+    assert "Title: Slow" in obs and 'heading "Slow page"' in obs
+
+
+def test_back_observes_the_page_once_parsed_without_waiting_for_its_images(shop):
+    shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _page_with_an_image_that_never_loads(shop)
+    call(shop, "goto", url="/slow")
+    call(shop, "goto", url="/orders")
+    obs, *_ = call(shop, "back")
+    assert "Title: Slow" in obs and 'heading "Slow page"' in obs
+
+
+def _same_document(env):
+    """Mark the tab's document; `_still_same_document` tells whether a later one is it."""
+    env.tab.page.evaluate("window.agentgymTestMark = 1")
+
+
+def _still_same_document(env):
+    return env.tab.page.evaluate("window.agentgymTestMark") == 1
+
+
+def _refless(obs):
+    return re.sub(r"\[ref=(?:f\d+)?e\d+\]", "[ref]", obs)  # refs are numbered per document and snapshot
+
+
+def test_a_link_of_the_site_updates_the_page_in_place_and_shows_what_loading_it_shows(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _same_document(shop)
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Orders"))
+    assert _still_same_document(shop)
+    loaded, *_ = call(shop, "goto", url="/orders")
+    assert not _still_same_document(shop)
+    assert "Title: Your orders" in obs and _refless(obs) == _refless(loaded).replace('name="goto"', 'name="click"')
+
+
+def test_a_filter_form_updates_the_page_in_place_at_the_address_of_its_query(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    _same_document(shop)
+    obs, *_ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="Hats")
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "button", "Apply"))
+    assert _still_same_document(shop)
+    assert "/search?q=&category=Hats&colour=&max_price=&sort=relevance" in obs and "Title: Search results" in obs
+    assert "15 results" in obs
+
+
+def test_a_form_post_updates_the_page_in_place_at_the_address_it_redirects_to(tracker):
+    obs, _ = tracker.reset(options={"task_id": tracker.tasks("test")[0].id})
+    _same_document(tracker)
+    obs, *_ = call(tracker, "type", ref=find_ref(obs, "textbox", "Username"), text="alice")
+    obs, *_ = call(tracker, "type", ref=find_ref(obs, "textbox", "Password"), text="wrong", submit=True)
+    assert _still_same_document(tracker)
+    assert "/login?msg=Wrong" in obs and "Wrong username or password." in obs
+
+
+def test_back_after_an_in_page_update_shows_the_previous_page(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Orders"))
+    obs, *_ = call(shop, "click", ref=find_ref(obs, "link", "Order #1002"))
+    assert "Title: Order #1002" in obs
+    obs, *_ = call(shop, "back")
+    assert "Title: Your orders" in obs and obs.split("\n")[1].endswith("/orders")
+    obs, *_ = call(shop, "back")
+    assert "Title: Welcome" in obs
+
+
+def test_select_chooses_by_label_ignoring_case_and_fires_the_pages_change_event(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    shop.tab.page.evaluate(
+        "document.addEventListener('change', (e) => { window.changed = e.target.name + '=' + e.target.value })"
+    )
+    obs, *_ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="hats")
+    assert shop.tab.page.evaluate("window.changed") == "category=Hats"
+    assert 'option "Hats" [selected]' in obs
+
+
+def test_select_in_a_disabled_drop_down_says_so_at_once(shop):
+    obs, _ = shop.reset(options={"task_id": shop.tasks("test")[0].id})
+    shop.tab.page.evaluate("document.querySelector('select[name=category]').disabled = true")
+    obs, _, done, _, _ = call(shop, "select", ref=find_ref(obs, "combobox", "Category"), option="Hats")
+    assert "is disabled" in obs and not done

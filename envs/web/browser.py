@@ -31,7 +31,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from agentgym.tool_env import ToolError
 
-__all__ = ["CHROMIUM", "LAUNCH_ARGS", "BrowserTab", "TabRecovered", "shared_browser"]
+__all__ = ["CHROMIUM", "LAUNCH_ARGS", "PARSED", "SETTLE", "BrowserTab", "TabRecovered", "shared_browser"]
 
 #: Chromium binary (Debian's package); override with AGENTGYM_CHROMIUM.
 CHROMIUM = os.environ.get("AGENTGYM_CHROMIUM", "/usr/bin/chromium")
@@ -49,6 +49,14 @@ for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChan
 }
 """
 _REF = re.compile(r"^(?:f\d+)?e\d+$")
+#: Awaited before every observation (see `BrowserTab.settle`); evaluates to the title.
+SETTLE = """async () => {
+  if (document.readyState === "loading") await new Promise((r) => addEventListener("DOMContentLoaded", r, {once: true}));
+  return window.agentgymSettled ? await window.agentgymSettled() : document.title;
+}"""
+#: What a navigation waits for: the document parsed, which is all the outline reads. The
+#: `load` event also waits for images, frames and the like, ~30 ms more on these pages.
+PARSED = "domcontentloaded"
 
 
 class TabRecovered(ToolError):
@@ -193,12 +201,28 @@ class BrowserTab:
         return self.page.url
 
     def read(self) -> tuple[str, str, str]:
-        """(url, title, accessibility snapshot with refs) of the page."""
+        """(url, title, accessibility snapshot with refs) of the page, once it has settled."""
+        title = self.settle()
         tree = self.page.aria_snapshot(mode="ai", timeout=max(self.timeout_ms, 5000))
         url = self.page.url
         if url.startswith(self.origin + "/"):
             self.last_url = url
-        return url, self.page.title(), tree
+        return url, title, tree
+
+    def settle(self) -> str:
+        """Wait until the page is parsed and has no in-page update pending; return its title.
+
+        One round trip: it also reads the title. A click that starts a navigation returns
+        once the new document is committed, maybe before it is parsed; an in-page update
+        (see `agentgym.envs.web.html.IN_PAGE`) finishes after the click returns.
+        """
+        for _ in range(3):
+            try:
+                return self.page.evaluate(SETTLE)
+            except Error as exc:
+                if "context was destroyed" not in str(exc):  # a navigation replaced the document: ask it
+                    raise
+        return self.page.title()
 
     def broken(self, exc: Exception) -> bool:
         """Whether `exc` means the tab or the browser is gone (rather than a bad action)."""
@@ -222,8 +246,12 @@ class BrowserTab:
                 self.page.close()
             self._open_page()
             what = "The page crashed and was reopened."
-        self.page.goto(self.last_url)
+        self.goto(self.last_url)
         return f"{what} Now at {self.last_url}."
+
+    def goto(self, url: str) -> None:
+        """Open `url`; return once its document is parsed."""
+        self.page.goto(url, wait_until=PARSED)
 
     # ------------------------------------------------------------ acting
 

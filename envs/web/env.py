@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from agentgym.envs.web.apps.shop import ShopApp
 from agentgym.envs.web.apps.tracker import TrackerApp
-from agentgym.envs.web.browser import BrowserTab, TabRecovered, check_thread
+from agentgym.envs.web.browser import PARSED, BrowserTab, TabRecovered, check_thread
 from agentgym.envs.web.server import SESSION_HEADER, App, get_server
 from agentgym.envs.web.snapshot import Outline
 from agentgym.envs.web.tasks import shop as shop_tasks
@@ -29,6 +29,21 @@ from agentgym.tool_env import ToolEnv, ToolError
 from agentgym.tools import tool
 
 __all__ = ["WebEnv", "WebShopEnv", "WebTrackerEnv"]
+
+
+#: Choose the option of a <select> whose label (or else value) is `wanted`, ignoring case, and
+#: fire the events a user's choice fires; report the options when there is no such one.
+_SELECT = """(e, wanted) => {
+  if (e.tagName !== "SELECT") return {};
+  const options = [...e.options], w = wanted.trim().toLowerCase();
+  const found = options.find((o) => o.label.trim().toLowerCase() === w) || options.find((o) => o.value.toLowerCase() === w);
+  const result = {options: options.map((o) => o.label), selected: found ? found.label : null, disabled: e.disabled};
+  if (!found || e.disabled) return result;
+  e.value = found.value;
+  e.dispatchEvent(new Event("input", {bubbles: true, composed: true}));
+  e.dispatchEvent(new Event("change", {bubbles: true}));
+  return result;
+}"""
 
 
 class WebEnv(ToolEnv):
@@ -76,7 +91,7 @@ class WebEnv(ToolEnv):
         server = get_server()
         self.token, self.db_path = server.open_session(self.app, self.data_seed)
         self.tab = BrowserTab(server.origin, {SESSION_HEADER: self.token}, self.action_timeout_ms)
-        self.tab.run("opening the site", lambda: self.tab.page.goto(server.origin + self.start_path))
+        self.tab.run("opening the site", lambda: self.tab.goto(server.origin + self.start_path))
         self.outline, self.offset = None, 0
         return f"{task.instruction}\n\n{self.observe()}"
 
@@ -127,6 +142,12 @@ class WebEnv(ToolEnv):
         except TabRecovered as exc:
             raise ToolError(f"{exc}\n{self.observe()}") from None
         return self.observe()
+
+    def _act_only(self, what: str, action: Callable[[], object]) -> None:
+        try:
+            self._tab().run(what, action)
+        except TabRecovered as exc:
+            raise ToolError(f"{exc}\n{self.observe()}") from None
 
     def _locate(self, ref: str):
         return self._tab().locate(ref, self.outline.refs if self.outline else set())
@@ -182,24 +203,17 @@ class WebEnv(ToolEnv):
             option: The option's visible text, as listed in the outline.
         """
         ref, element = self._locate(ref)
-        choices: list[list[str]] = []
-
-        def read_options() -> None:
-            choices.extend(
-                element.evaluate("e => e.tagName === 'SELECT' ? [...e.options].map(o => [o.value, o.label]) : null")
-                or []
-            )
-
-        self._tab().run(f"select in {ref}", read_options)
-        if not choices:
+        result: dict[str, Any] = {}
+        # Checked and chosen in one round trip: a separate read of the options cost one more.
+        self._act_only(f"select in {ref}", lambda: result.update(element.evaluate(_SELECT, option)))
+        if "options" not in result:
             raise ToolError(f"{ref} is not a drop-down list: use click or type on it instead.")
-        wanted = option.strip().lower()
-        value = next((v for v, label in choices if label.strip().lower() == wanted), None)
-        value = value if value is not None else next((v for v, _ in choices if v.lower() == wanted), None)
-        if value is None:
-            listed = ", ".join(repr(label) for _, label in choices)
+        if result.get("selected") is None:
+            listed = ", ".join(repr(label) for label in result["options"])
             raise ToolError(f"{ref} has no option {option!r}; its options are: {listed}.")
-        return self._act(f"select in {ref}", lambda: element.select_option(value=value))
+        if result.get("disabled"):
+            raise ToolError(f"{ref} is disabled: it cannot be changed now.")
+        return self.observe()
 
     @tool
     def scroll(self, direction: Literal["up", "down"]) -> str:
@@ -231,15 +245,15 @@ class WebEnv(ToolEnv):
         """
         tab = self._tab()
         target = tab.resolve(url)
-        return self._act(f"goto {url}", lambda: tab.page.goto(target))
+        return self._act(f"goto {url}", lambda: tab.goto(target))
 
     @tool
     def back(self) -> str:
         """Go back to the previous page."""
         tab = self._tab()
-        tab.run("back", lambda: tab.page.go_back())
+        tab.run("back", lambda: tab.page.go_back(wait_until=PARSED))
         if tab.page.url == "about:blank":  # the tab's first entry: there was no previous page
-            tab.run("back", lambda: tab.page.go_forward())
+            tab.run("back", lambda: tab.page.go_forward(wait_until=PARSED))
             # The forward navigation made a new document: refresh the refs before reporting.
             raise ToolError(f"there is no previous page in this tab.\n{self.observe()}")
         return self.observe()

@@ -1,7 +1,14 @@
-"""Small HTML helpers for the server-rendered apps (no templates, no JavaScript).
+"""Small HTML helpers for the server-rendered apps (no templates).
 
 Every field has a visible `<label>`, so the accessibility snapshot names it ("combobox
 "Size"", "textbox "Quantity"") the way a user reads it.
+
+Pages carry one small script, `IN_PAGE`: a same-site link or form fetches the next page
+and swaps it in (body, title, and the address, the one after a form's redirect) instead
+of loading a new document. A new document costs Chromium ~100 ms before its outline can
+be read (parsing, Playwright's scripts injected again, a first layout); a swap ~10 ms. What
+the agent sees is the same page at the same address; back() works as before. Links to
+other sites, and any fetch that fails, still navigate the ordinary way.
 """
 
 from __future__ import annotations
@@ -9,7 +16,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from html import escape
 
-__all__ = ["esc", "field", "hidden", "layout", "link", "money", "options", "post_button", "table"]
+__all__ = ["IN_PAGE", "esc", "field", "hidden", "layout", "link", "money", "options", "post_button", "table"]
+
+#: In-page navigation; `agentgymSettled()` resolves, with the title, once no swap is pending
+#: (the env awaits it before reading the outline).
+IN_PAGE = """<script>(() => {
+  let pending = null;
+  async function swap(url, init, push) {
+    const response = await fetch(url, init);  // follows a form post's 303 like a navigation
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    if (push) history.pushState(null, "", response.url);
+    document.title = page.title;
+    document.body.replaceWith(page.body);
+    scrollTo(0, 0);
+  }
+  function go(url, init, push, fallback) {
+    const run = swap(url, init, push).catch(fallback).finally(() => { if (pending === run) pending = null; });
+    pending = run;
+  }
+  document.addEventListener("click", (e) => {
+    const a = e.target.closest && e.target.closest("a[href]");
+    if (!a || e.defaultPrevented || e.button || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target
+        || a.hasAttribute("download") || a.origin !== location.origin) return;
+    e.preventDefault();
+    go(a.href, undefined, true, () => location.assign(a.href));
+  });
+  document.addEventListener("submit", (e) => {
+    const form = e.target, url = new URL(form.action, location.href);
+    if (e.defaultPrevented || url.origin !== location.origin) return;
+    e.preventDefault();
+    const data = new URLSearchParams(new FormData(form, e.submitter));
+    if (form.method === "post") return go(url.href, {method: "POST", body: data}, true, () => form.submit());
+    url.search = data.toString();
+    go(url.href, undefined, true, () => location.assign(url.href));
+  });
+  addEventListener("popstate", () => go(location.href, undefined, false, () => location.reload()));
+  window.agentgymSettled = async () => { while (pending) await pending; return document.title; };
+})();</script>"""
 
 
 def esc(value: object) -> str:
@@ -70,6 +113,6 @@ def layout(site: str, title: str, nav: str, body: str, message: str = "", footer
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)} · {esc(site)}</title>'
         "<style>body{font-family:sans-serif;margin:1em}nav a{margin-right:1em}form.inline{display:inline}"
-        "label{margin-right:1em}td,th{padding:2px 8px;text-align:left}</style></head>"
+        f"label{{margin-right:1em}}td,th{{padding:2px 8px;text-align:left}}</style>{IN_PAGE}</head>"
         f"<body><nav>{nav}</nav><main><h1>{esc(title)}</h1>{note}{body}</main>{foot}</body></html>"
     )

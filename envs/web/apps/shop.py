@@ -1,5 +1,6 @@
 """The shop app: search with filters and sorting, product pages with options, cart,
-checkout with a saved card, and order history. Server-rendered forms, no JavaScript."""
+checkout with a saved card, and order history. Server-rendered forms; links and forms
+update the page in place (`html.IN_PAGE`)."""
 
 from __future__ import annotations
 

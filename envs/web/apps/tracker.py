@@ -1,5 +1,6 @@
 """The issue tracker app: log in, filter and search issues, create, edit, label, comment,
-close and reopen. Server-rendered forms, no JavaScript; the login is a cookie."""
+close and reopen. Server-rendered forms (updating the page in place, `html.IN_PAGE`); the
+login is a cookie."""
 
 from __future__ import annotations
 
