@@ -16,6 +16,7 @@ from agentgym.envs.guess_number.env import GuessNumberEnv
 from agentgym.envs.guess_number.oracle import BisectionOracle
 from agentgym.envs.kvsum.env import KVSumEnv
 from agentgym.envs.kvsum.oracle import KVSumOracle
+from goals import load_line
 
 
 def record_actions(env, oracle, tasks):
@@ -89,6 +90,8 @@ def main() -> None:
         flag = "ok" if sps >= 50_000 else "BELOW GOAL"
         print(f"{name:<30} {sps:>14,.0f} {eps:>11,.0f} {with_oracle:>21,.0f}  {flag}")
     print("goal: >= 50,000 env steps/s per core (single process, one core)")
+
+    print(load_line())
 
 
 if __name__ == "__main__":

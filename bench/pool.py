@@ -22,6 +22,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster
 import gymnasium
 import ray
 from agentgym.envs.guess_number.oracle import BisectionOracle
+from goals import load_line
 
 import agentgym
 from agentgym import Outcome, Task, TextEnv
@@ -135,6 +136,8 @@ def main() -> None:
     finally:
         ray.shutdown()
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+
+    print(load_line())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from agentgym.envs.search.index import SearchIndex
 from agentgym.envs.search.snippets import make_snippet
 from agentgym.envs.search.tasks import generated_tasks
 from agentgym.envs.search.world import ATTRIBUTES, BASE_COUNTS, RELATIONS, generate_world
+from goals import load_line
 
 GOAL_P50_MS = 5.0
 
@@ -134,6 +135,8 @@ def main() -> None:
         f"(retrieval p50 {largest['retrieval_p50_ms']:.2f} ms, with snippets {largest['tool_p50_ms']:.2f} ms; "
         f"{largest['mean_query_terms']:.1f} terms a query on average)"
     )
+
+    print(load_line())
 
 
 if __name__ == "__main__":

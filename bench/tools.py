@@ -15,6 +15,8 @@ import argparse
 import time
 from collections import Counter
 
+from goals import load_line
+
 
 def play(env, task, actions) -> float:
     env.reset(options={"task_id": task.id})
@@ -78,6 +80,7 @@ def main() -> None:
     if not args.retail:
         bench_bfcl()
     bench_retail()
+    print(load_line())
 
 
 if __name__ == "__main__":
