@@ -10,6 +10,7 @@ import pytest
 
 from agentgym.cli import main
 from agentgym.cli.play import expand_shortcut
+from tests.test_train_support import default_ctrl_c
 
 AGENTGYM = [sys.executable, "-m", "agentgym.cli"]
 
@@ -174,7 +175,9 @@ def test_ctrl_c_stops_agentgym_train_with_a_checkpoint_and_one_line_on_how_to_re
     exits with the shell's status for SIGINT (130) after one line, without a traceback."""
     metrics = tmp_path / "metrics.jsonl"
     cmd = [*AGENTGYM, "train", *TINY_TRAIN, "steps=100000", "checkpoint_every=0", f"output_dir={tmp_path}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c
+    )
     deadline = time.monotonic() + 120
     while proc.poll() is None and not (metrics.exists() and metrics.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)  # until the first step is logged: the steps are running

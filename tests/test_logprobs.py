@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from agentgym.trainers.common import Row, pad_rows, token_logprobs
+from agentgym.trainers.logprobs import MIN_SHARED_PREFIX
 
 from agentgym.policy import load_tokenizer
 from agentgym.policy.models import build_tiny_model
-from agentgym.trainers.common import Row, pad_rows, token_logprobs
-from agentgym.trainers.logprobs import MIN_SHARED_PREFIX
 
 
 def tiny(lora: bool):

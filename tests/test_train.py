@@ -12,7 +12,12 @@ from agentgym.trainers.config import load_train_config
 
 from agentgym.cli import main
 from agentgym.config import ConfigError
-from tests.test_train_support import one_torch_thread, signal_during_step, tiny_config  # noqa: F401 (autouse fixture)
+from tests.test_train_support import (  # noqa: F401 (fixtures)
+    ctrl_c_raises,
+    one_torch_thread,
+    signal_during_step,
+    tiny_config,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -67,6 +72,7 @@ def test_sigterm_during_training_checkpoints_and_resumes_to_the_uninterrupted_me
     assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_second_signal_while_stopping_interrupts_at_once(tmp_path):
     """A user who presses Ctrl-C twice quits without waiting for the step to end."""
     trainer = signal_during_step(build_trainer(tiny_config(tmp_path, "steps=2")), step=0, sig=signal.SIGINT, times=2)
@@ -201,6 +207,7 @@ def test_the_kl_reference_is_the_warm_started_policy(tmp_path, lora):
     assert abs(first["kl"]) < 1e-6
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_resumed_run_restores_the_warm_started_kl_reference(tmp_path):
     settings = [*WARM, "steps=3", "checkpoint_every=1", "grpo.kl_coef=0.1", "lora.enabled=true", "lora.r=4"]
     build_trainer(tiny_config(tmp_path / "a", *settings)).train()

@@ -89,6 +89,21 @@ def signal_during_step(trainer: Any, step: int, sig: signal.Signals = signal.SIG
     return trainer
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt during the test, as in a terminal, even when the
+    suite runs as a shell's background job (which starts with SIGINT ignored, and training
+    leaves an ignored signal ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def default_ctrl_c() -> None:
+    """`preexec_fn` of a child process that must take Ctrl-C as a terminal's would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Tiny models run ~5x faster on one thread than on two oversubscribed ones (the
