@@ -64,10 +64,10 @@ def _shared_prefix(batch: Any) -> int:
     return min(shared, int(lengths.min()) - 1)
 
 
-def _hidden(backbone: Any, batch: Any, share: bool) -> torch.Tensor:
+def _hidden(backbone: Any, batch: Any) -> torch.Tensor:
     """The backbone's last hidden states (B x T x d), the shared prefix computed once."""
     ids, attn = batch.input_ids, batch.attention_mask
-    p = _shared_prefix(batch) if share else 0
+    p = _shared_prefix(batch)
     if p < MIN_SHARED_PREFIX:
         return backbone(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
     arg = cache_argument(backbone)
@@ -114,7 +114,7 @@ def token_logprobs(
         logits = out.logits[:, :-1]
     else:
         backbone, head = parts
-        hidden = _hidden(backbone, batch, share=True)
+        hidden = _hidden(backbone, batch)
     wanted = torch.ones_like(targets, dtype=torch.bool) if every_position else batch.loss_mask[:, 1:] > 0
     rows, cols = wanted.nonzero(as_tuple=True)
     picked = []

@@ -14,7 +14,6 @@ stop string (both kept), or at `max_new_tokens`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from transformers import DynamicCache, TopKLogitsWarper, TopPLogitsWarper
 
 from agentgym.policy.base import Generation, SamplingParams
-from agentgym.policy.kv_cache import cache_argument, gather_row
+from agentgym.policy.kv_cache import cache_argument, forward_parameters, gather_row
 
 __all__ = ["Decoder", "Sampler"]
 
@@ -81,10 +80,8 @@ class Decoder:
         self.tokenizer = tokenizer
         self.pad_id = pad_id
         self.eos_ids = eos_ids
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        params = inspect.signature(base.forward).parameters
         # Only the last position's logits are needed; older models lack the argument.
-        self._logits_arg = "logits_to_keep" in params
+        self._logits_arg = "logits_to_keep" in forward_parameters(model)
         self._cache_arg = cache_argument(model)
 
     @property

@@ -182,8 +182,7 @@ class HFPolicy(Policy):
             mask[row, c_max - c : c_max] = 1
             mask[row, c_max + n_max - n :] = 1
         self.cache.stats.prefilled_tokens += sum(len(p) - c for p, c in zip(prompts, kept, strict=True))
-        config = self.model.config
-        cache = left_padded_cache(kvs, c_max, config) if c_max else self.decoder.new_cache()
+        cache = left_padded_cache(kvs, c_max, self.model.config) if c_max else self.decoder.new_cache()
         return new_ids, mask, cache
 
     # ------------------------------------------------------------------ generation

@@ -29,6 +29,7 @@ __all__ = [
     "PrefixKVCache",
     "cache_argument",
     "cache_supported",
+    "forward_parameters",
     "gather_row",
     "left_padded_cache",
     "weights_version",
@@ -137,11 +138,17 @@ def cache_supported(model: Any) -> bool:
     return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
+def forward_parameters(module: Any) -> set[str]:
+    """The argument names of `module.forward` (of the base model under a peft wrapper,
+    whose own forward does not declare them)."""
+    base = module.get_base_model() if hasattr(module, "get_base_model") else module
+    return set(inspect.signature(base.forward).parameters)
+
+
 def cache_argument(module: Any) -> str:
     """The name under which `module.forward` (a model, its backbone, or a peft wrapper's
     base model) takes a KV cache: `cache` from transformers 5.2x on, `past_key_values` before."""
-    base = module.get_base_model() if hasattr(module, "get_base_model") else module
-    params = inspect.signature(base.forward).parameters
+    params = forward_parameters(module)
     return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
 
 
