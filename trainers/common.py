@@ -9,6 +9,7 @@ algorithm attaches per row (GRPO: one advantage; PPO: per-token rewards).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,9 +203,17 @@ def build_trainable_model(model_name: str, dtype: str, device: str | None, lora:
     return model, tokenizer
 
 
-def build_optimizer(params: list[Any], cfg: OptimConfig, total_steps: int, lr: float | None = None) -> tuple[Any, Any]:
-    """AdamW over `params` and a LambdaLR schedule (warm-up, then constant, linear or
-    cosine decay to 0 at `total_steps` optimizer steps)."""
+def build_optimizer(
+    params: list[Any],
+    cfg: OptimConfig,
+    total_steps: int,
+    lr: float | None = None,
+    progress: Callable[[], float] | None = None,
+) -> tuple[Any, Any]:
+    """AdamW over `params` and a LambdaLR schedule: warm-up over `cfg.warmup_steps`
+    optimizer steps, then constant, linear or cosine decay to 0 at `total_steps` optimizer
+    steps, or, given `progress` (the fraction of a compute budget used, read at each
+    scheduler step), at the end of the budget."""
     opt = torch.optim.AdamW(params, lr=lr or cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     warm, total = cfg.warmup_steps, max(total_steps, 1)
 
@@ -213,8 +222,9 @@ def build_optimizer(params: list[Any], cfg: OptimConfig, total_steps: int, lr: f
             return (step + 1) / warm
         if cfg.schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - warm) / max(1, total - warm))
-        return 1.0 - progress if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+        done = progress() if progress is not None else (step - warm) / max(1, total - warm)
+        done = min(1.0, max(0.0, done))
+        return 1.0 - done if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * done))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 

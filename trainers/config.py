@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentgym.trainers.compute import ComputeConfig
 from agentgym.trainers.curriculum import CurriculumConfig
 
 from agentgym.config import (
@@ -135,7 +136,12 @@ class TrainConfig(PluginSections):
     lora: LoraConfig = help_field(None, "LoRA (peft)", default_factory=LoraConfig)
     warm_start: WarmStartConfig = help_field(None, "behaviour-cloning warm start", default_factory=WarmStartConfig)
     eval: TrainEvalConfig = help_field(None, "evaluation during training", default_factory=TrainEvalConfig)
-    steps: int = help_field(100, "training steps (one rollout batch and one update each)")
+    compute: ComputeConfig = help_field(
+        None, "a compute budget instead of a number of steps (equal compute across runs)", default_factory=ComputeConfig
+    )
+    steps: int = help_field(
+        100, "training steps (one rollout batch and one update each); with compute.total, the most steps"
+    )
     tasks_per_step: int = help_field(4, "tasks per rollout batch")
     samples_per_task: int = help_field(8, "G: rollouts per task (the GRPO group)")
     seed: int = help_field(0, "seed of task sampling, rollouts and initialisation")
@@ -202,6 +208,7 @@ class TrainConfig(PluginSections):
             raise ConfigError("optim.micro_batch, optim.ppo_epochs and optim.minibatches must be >= 1")
         if self.resume and self.overwrite:
             raise ConfigError("resume=true continues the run in output_dir and overwrite=true deletes it: choose one")
+        self.check_compute()
         ws = self.warm_start
         if ws.enabled and ws.source == "file" and not ws.path:
             raise ConfigError("warm_start.source=file needs warm_start.path")
@@ -222,6 +229,26 @@ class TrainConfig(PluginSections):
                 f"sampling.top_p={s.top_p}, sampling.top_k={s.top_k}: training needs top_p=1 and top_k=0. Rollouts "
                 "record the log-probs of the distribution they sample from; truncated, it is not the model's "
                 "distribution the loss computes, so the samples would be off-policy"
+            )
+
+    def check_compute(self) -> None:
+        """A budgeted run schedules in fractions of its budget, never in steps: two runs with
+        equal budgets but unequal steps must see the same schedule at the same compute."""
+        c, cur = self.compute, self.curriculum
+        stepped = cur.kind in ("stepwise", "multiplicative")
+        if c.total is None:
+            if cur.every_fraction is not None:
+                raise ConfigError("curriculum.every_fraction needs compute.total: it is a fraction of the budget")
+            return
+        if stepped and cur.every_fraction is None:
+            raise ConfigError(
+                f"curriculum.every_fraction: with compute.total set, a {cur.kind} curriculum raises the horizon at "
+                "fractions of the budget, not every N steps (e.g. curriculum.every_fraction=0.334 for three rounds)"
+            )
+        if self.eval.every:
+            raise ConfigError(
+                "eval.every: with compute.total set, evaluations run at fractions of the budget: use "
+                "compute.eval_at (e.g. [0.25, 0.5, 0.75]) and eval.every=0"
             )
 
 

@@ -6,6 +6,11 @@ of this batch take? Four schedules:
 - ``fixed``: always ``start``.
 - ``stepwise`` (AgentGym-RL's ScalingInter-RL): ``h_t = rounds[min(t // every, len(rounds) - 1)]``.
 - ``multiplicative`` (TTI): ``start``, multiplied by ``factor`` every ``every`` steps, capped at ``max``.
+
+With a compute budget (`compute.total`), the stepwise and multiplicative schedules raise at
+fractions of the budget instead (``every_fraction``): the k-th raise comes at the first step
+that starts with at least k x every_fraction of the budget used, so arms that differ in
+horizon (hence in compute per step) change horizon at the same compute.
 - ``adaptive``: raise the horizon to the next of ``rounds`` once the mean success rate (or
   the over-turn rate) of the last ``window`` batches crosses its threshold; it never goes down.
 
@@ -36,6 +41,11 @@ class CurriculumConfig:
     start: int = help_field(8, "the horizon of fixed and multiplicative schedules at step 0")
     rounds: list[int] = help_field([8, 12, 15], "stepwise and adaptive: the horizons, in order")
     every: int = help_field(80, "stepwise and multiplicative: steps between raises")
+    every_fraction: float | None = help_field(
+        None,
+        "stepwise and multiplicative with a compute budget (compute.total): the fraction of the budget between "
+        "raises, instead of `every` steps",
+    )
     factor: float = help_field(2.0, "multiplicative: the horizon's factor at each raise")
     max: int = help_field(30, "multiplicative: the largest horizon")
     success_above: float | None = help_field(0.6, "adaptive: raise when the success rate is above this (null: off)")
@@ -56,6 +66,8 @@ class CurriculumConfig:
             raise ConfigError(f"curriculum.factor must be > 1 for a multiplicative schedule, got {self.factor}")
         if self.kind == "adaptive" and self.success_above is None and self.over_turn_above is None:
             raise ConfigError("an adaptive curriculum needs curriculum.success_above or curriculum.over_turn_above")
+        if self.every_fraction is not None and not 0 < self.every_fraction <= 1:
+            raise ConfigError(f"curriculum.every_fraction must lie in (0, 1], got {self.every_fraction}")
         if self.window < 1:
             raise ConfigError(f"curriculum.window must be >= 1, got {self.window}")
 
@@ -84,15 +96,22 @@ class Curriculum:
             return c.max  # min(max, start x factor^k) reaches its cap
         return max(c.rounds)
 
-    def horizon(self, step: int, metrics: Mapping[str, float] | None = None) -> int:
-        """The turn budget of step `step`'s rollouts (steps count from 0)."""
+    def horizon(self, step: int, metrics: Mapping[str, float] | None = None, progress: float | None = None) -> int:
+        """The turn budget of step `step`'s rollouts (steps count from 0); `progress`: the
+        fraction of the compute budget used before the step (schedules in `every_fraction`)."""
         c = self.cfg
         if c.kind == "fixed":
             return c.start
-        if c.kind == "stepwise":
-            return c.rounds[min(step // c.every, len(c.rounds) - 1)]
-        if c.kind == "multiplicative":
-            return min(c.max, math.floor(c.start * c.factor ** (step // c.every) + 1e-9))
+        if c.kind in ("stepwise", "multiplicative"):
+            if c.every_fraction is None:
+                raises = step // c.every
+            elif progress is None:
+                raise ValueError("a curriculum in fractions of the compute budget needs the fraction used (progress)")
+            else:
+                raises = math.floor(progress / c.every_fraction + 1e-9)
+            if c.kind == "stepwise":
+                return c.rounds[min(raises, len(c.rounds) - 1)]
+            return min(c.max, math.floor(c.start * c.factor ** min(raises, 64) + 1e-9))
         # Adaptive: the decision is made once per step, so calling twice for one step
         # (e.g. for logging) does not count a batch twice.
         if metrics is not None and step != self.last_step:

@@ -8,6 +8,11 @@ An algorithm subclasses `Trainer` and implements `update(trajectories, horizon)`
     run_step:    horizon -> rollouts -> update -> log (evaluate when due) -> checkpoint when due
     finish:      checkpoint -> evaluate -> the trained model
 
+With a compute budget (`compute.total`, trainers/compute.py) the run lasts until the
+budget is used, not `steps` steps: it ends at the step boundary where the budget is reached,
+its LR schedule and curriculum follow the fraction used, and it evaluates (and keeps the
+checkpoint) where the fraction crosses each of `compute.eval_at`.
+
 SIGINT or SIGTERM during the steps ends the run at the next step boundary with a checkpoint
 (`Trainer.stop`), from which `resume=true` continues exactly.
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import random
 import shutil
 import signal
@@ -45,6 +51,7 @@ from agentgym.trainers.checkpoint import (
     set_rng_state,
 )
 from agentgym.trainers.common import Row, build_optimizer, build_trainable_model, clip_and_step
+from agentgym.trainers.compute import ComputeMeter, compute_cost
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.curriculum import Curriculum
 from agentgym.trainers.distributed import Dist
@@ -121,7 +128,10 @@ class Trainer(ABC):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.params += [p for m in self.modules.values() for p in m.parameters()]
         updates = cfg.steps * cfg.optim.ppo_epochs * cfg.optim.minibatches
-        self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, updates)
+        self.meter = ComputeMeter(cfg.compute)
+        self.fraction_before_step = 0.0  # the budget's fraction used before the last step ran
+        progress = (lambda: self.meter.fraction) if self.meter.budgeted else None
+        self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, updates, progress=progress)
         if self.dist.enabled:
             for module in (model, *self.modules.values()):
                 self.dist.broadcast_params(module)
@@ -132,6 +142,7 @@ class Trainer(ABC):
         self.pool: RolloutPool | None = None
         self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
         self.stop_requested: str | None = None  # why the run should stop after the step in progress (`stop`)
+        self.progress_label = "train"  # the progress bar's label (an experiment names the arm and seed)
 
     def algo_config(self) -> Any:
         """This algorithm's section of the config (`cfg.<algo>`, a `Config`)."""
@@ -338,7 +349,12 @@ class Trainer(ABC):
             self.reference.save(self.reference_path)
 
     def save(self) -> Path:
-        state = {"curriculum": self.curriculum.state_dict(), "last_metrics": self.last_metrics}
+        state = {
+            "curriculum": self.curriculum.state_dict(),
+            "last_metrics": self.last_metrics,
+            "compute_used": self.meter.used,
+            "fraction_before_step": self.fraction_before_step,
+        }
         links = {}
         if self.reference is not None and not self.reference.initial:
             links["reference.pt"] = self.reference_path
@@ -368,21 +384,25 @@ class Trainer(ABC):
         self.step = state["step"]
         self.curriculum.load_state_dict(state["curriculum"])
         self.last_metrics = state["last_metrics"]
+        self.meter.used = float(state.get("compute_used", 0.0))
+        self.fraction_before_step = float(state.get("fraction_before_step", 0.0))
         self.clear_policy_cache()
         return True
 
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> dict[str, Any]:
-        """Run the steps up to `cfg.steps`: `begin`, `run_step` for each step, `finish`.
+        """Run the steps up to `cfg.steps`, or until the compute budget is used: `begin`,
+        `run_step` for each step, `finish`.
 
         SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) while the steps run stops the
         run cleanly: the step in progress ends, a checkpoint of the steps done is written, a
         line on stderr says how to continue (`resume=true`), and `train` returns. A second
         signal interrupts at once, as it would without the trainer. See `stop`.
 
-        Returns the steps done, the last step's record, the evaluations made, and what
-        stopped the run early (a signal's name; None for a run that reached `cfg.steps`).
+        Returns the steps done, the last step's record, the evaluations made, what stopped
+        the run early (a signal's name; None for a run that reached its end), and the compute
+        used (`compute`: used, total, unit, overshoot, and whether the budget was reached).
         """
         self.stop_requested = None  # a request stops the run in progress, not the next one
         self.logger = self.open_log()
@@ -391,9 +411,10 @@ class Trainer(ABC):
         try:
             self.begin()
             with self.progress_bar() as bar, self.stopping_on_signals():
-                while self.step < self.cfg.steps and stopped is None:
+                while not self.done() and stopped is None:
+                    used = self.meter.used
                     record = self.run_step(self.step)
-                    bar.update(1)
+                    bar.update(self.meter.used - used if self.meter.budgeted else 1)
                     bar.set_postfix_str(
                         f"h={record['horizon']} reward={record['reward_mean']:.2f} success={record['success_rate']:.2f}"
                     )
@@ -407,7 +428,19 @@ class Trainer(ABC):
         finally:
             self.logger.close()
             self.close()
-        return {"step": self.step, "last": record, "evals": self.evals, "stopped": stopped}
+        return {"step": self.step, "last": record, "evals": self.evals, "stopped": stopped, "compute": self.compute()}
+
+    def done(self) -> bool:
+        """Whether the run has reached its end: its compute budget, or `cfg.steps` steps."""
+        return self.meter.exhausted or self.step >= self.cfg.steps
+
+    def compute(self) -> dict[str, Any]:
+        """The compute used so far, against the budget when there is one."""
+        c, m = self.cfg.compute, self.meter
+        out: dict[str, Any] = {"unit": c.unit, "used": m.used, "steps": self.step}
+        if m.budgeted:
+            out.update(total=c.total, overshoot=m.overshoot, reached=m.exhausted)
+        return out
 
     def open_log(self) -> MetricsLogger:
         """The run's `config.json` and its metrics log (both written by the main rank alone)."""
@@ -439,19 +472,28 @@ class Trainer(ABC):
             self.logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
             seed_everything(self.dist.seed(cfg.seed))  # RL starts from the same RNG whether or not SFT ran
         if cfg.eval.at_start:
-            self.evals["start"] = self.evaluate_on_main(0, self.curriculum.horizon(0))
-            self.logger.log({"step": 0, "eval_at": "start", **self.evals["start"]}, 0)
+            self.evals["start"] = self.evaluate_on_main(0, self.horizon(0))
+            self.logger.log({"step": 0, "eval_at": "start", "compute_points": [0.0], **self.evals["start"]}, 0)
+            if self.meter.budgeted and self.dist.is_main:
+                self.keep_checkpoint(0.0)
+
+    def horizon(self, step: int, metrics: dict[str, float] | None = None) -> int:
+        """The curriculum's horizon for step `step` (at the fraction of the budget used now)."""
+        progress = self.meter.fraction if self.meter.budgeted else None
+        return self.curriculum.horizon(step, metrics, progress=progress)
 
     def run_step(self, step: int) -> dict[str, Any]:
         """Step `step`: rollouts at the curriculum's horizon, one update, the step's record in
         the log (with the evaluation due after it), then the checkpoint due after it.
         Returns the record."""
         cfg, main = self.cfg, self.dist.is_main
-        horizon = self.curriculum.horizon(step, self.last_metrics)
+        horizon = self.horizon(step, self.last_metrics)
         lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
         t0 = time.perf_counter()
         trajs, stats = self.collect(step, horizon)
         batch = self.gather(trajs)
+        self.fraction_before_step = self.meter.fraction
+        points = self.meter.add(compute_cost(batch, cfg.compute.unit))  # the whole step's, the same on every rank
         t1 = time.perf_counter()
         self.model.train()
         metrics = batch_metrics(batch)  # the same on every rank: the curriculum reads them
@@ -463,31 +505,65 @@ class Trainer(ABC):
         self.last_metrics = metrics
         record = {"step": step, "horizon": horizon, "lr": lr, **metrics}
         record.update(time_rollout_s=t1 - t0, time_update_s=t2 - t1, time_generate_s=stats.generate_seconds)
-        if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and step + 1 < cfg.steps:
-            self.evals[f"step-{step + 1}"] = self.evaluate_on_main(step + 1, horizon)
-            record.update(self.evals[f"step-{step + 1}"])
+        record.update(compute_used=self.meter.used, compute_fraction=self.meter.fraction)
+        self.step = step + 1
+        periodic = cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < cfg.steps
+        if periodic or points:
+            self.evals[f"step-{self.step}"] = self.evaluate_on_main(self.step, horizon)
+            record.update(self.evals[f"step-{self.step}"])
+            if points:
+                record["compute_points"] = points
         self.logger.log(record, step)
         if cfg.save_final and step == 0 and main:
             save_trajectories(batch, self.out / "rollouts" / "step-000000.jsonl")
-        self.step = step + 1
-        if self.checkpoint_due() and main:
+        if main and points:
+            self.keep_checkpoint(*points)
+        elif self.checkpoint_due() and main:
             self.save()
         return record
+
+    def keep_checkpoint(self, *points: float, path: Path | None = None) -> Path:
+        """A checkpoint of the steps done (`path`, when just written), kept as
+        `checkpoints/at-F/` for each evaluation point F (a fraction of the budget) beside the
+        rolling ones, for later evaluations."""
+        path = path or self.save()
+        for f in points:
+            kept = self.out / "checkpoints" / f"at-{f:.4g}"
+            if kept.exists():
+                shutil.rmtree(kept)
+            kept.mkdir(parents=True)
+            for item in path.iterdir():
+                try:
+                    os.link(item, kept / item.name)
+                except OSError:
+                    shutil.copy2(item, kept / item.name)
+        return path
 
     def checkpoint_due(self) -> bool:
         """Whether the steps done call for a periodic checkpoint (`checkpoint_every`); the
         last step's checkpoint is `finish`'s."""
         every = self.cfg.checkpoint_every
-        return bool(every) and self.step % every == 0 and self.step < self.cfg.steps
+        return bool(every) and self.step % every == 0 and not self.done()
 
     def finish(self) -> None:
         """After the last step: its checkpoint, the evaluation at end, the trained model."""
         cfg, main = self.cfg, self.dist.is_main
-        if main:
-            self.save()
+        path = self.save() if main else None
+        if self.meter.budgeted and not self.meter.exhausted and main:
+            print(
+                f"agentgym: warning: the run reached steps={cfg.steps} having used {self.meter.used:.0f} of its "
+                f"compute budget of {cfg.compute.total:.0f} {cfg.compute.unit}: raise steps",
+                file=sys.stderr,
+            )
         if cfg.eval.at_end:
-            self.evals["end"] = self.evaluate_on_main(self.step, self.curriculum.horizon(self.step - 1, None))
-            self.logger.log({"step": self.step, "eval_at": "end", **self.evals["end"]}, self.step)
+            self.evals["end"] = self.evaluate_on_main(self.step, self.horizon(self.step - 1, None))
+            record: dict[str, Any] = {"step": self.step, "eval_at": "end", **self.evals["end"]}
+            if self.meter.budgeted:
+                record["compute_points"] = [*self.meter.points_left(self.fraction_before_step), 1.0]
+                record.update(self.compute())
+                if main:
+                    self.keep_checkpoint(*record["compute_points"], path=path)
+            self.logger.log(record, self.step)
         if cfg.save_final and main:
             self.save_final()
 
@@ -502,10 +578,20 @@ class Trainer(ABC):
 
     def progress_bar(self) -> tqdm:
         """The steps' progress on the terminal (`progress`), from the step the run starts at."""
+        if self.meter.budgeted:
+            c = self.cfg.compute
+            return tqdm(
+                total=c.total,
+                initial=self.meter.used,
+                desc=self.progress_label,
+                unit=" " + c.unit.replace("_", " "),
+                unit_scale=True,
+                disable=not (self.cfg.progress and self.dist.is_main),
+            )
         return tqdm(
             total=self.cfg.steps,
             initial=self.step,
-            desc="train",
+            desc=self.progress_label,
             unit="step",
             disable=not (self.cfg.progress and self.dist.is_main),
         )
