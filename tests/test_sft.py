@@ -115,3 +115,37 @@ def test_the_plain_warm_start_trains_on_every_row_once_per_epoch(oracle_setup, m
     behaviour_clone(model, tok, rows, ws, cfg)
     assert len(seen) == 24 and sorted(seen[:12]) == sorted(seen[12:]) == list(range(12))
     assert seen[:12] != seen[12:]  # a new order each epoch
+
+
+def test_a_warm_start_under_a_summarizing_context_teaches_the_summaries_the_oracle_writes():
+    """warm_start.context=rollout: the scripted summariser's episodes keep the rollout's
+    context, so the cloned rows hold its summaries (trained) and the turns after them."""
+    settings = [
+        "policy.model=tiny-random",
+        "env.id=agentgym/GuessNumber-v0",
+        "env.kwargs={guess_tool: false, n: 64}",
+        "sampling.max_new_tokens=20",
+        "sampling.stop=['</answer>', '</summary>']",
+        "rollout.context=summarize",
+        "rollout.max_context_tokens=300",
+        "rollout.summarize.max_summaries=8",
+        "warm_start.oracle=agentgym.envs.guess_number.oracle:SummarizingGuesser",
+        "warm_start.oracle_kwargs={n: 64}",
+        "warm_start.episodes=16",
+        "warm_start.horizon=16",
+        "progress=false",
+    ]
+    _, tok = load_model("tiny-random")
+    full = collect_oracle(load_train_config(None, settings), tok)
+    assert all(t.summaries == 0 for t in full)  # by default the oracle keeps the whole conversation
+    trajs = collect_oracle(load_train_config(None, [*settings, "warm_start.context=rollout"]), tok)
+    summarized = [t for t in trajs if t.summaries]
+    assert summarized and all(t.success for t in summarized)
+    rows = sft_rows(summarized)
+    summaries = [
+        r for r, seg in zip(rows, (s for t in summarized for s in t.segments), strict=True) if seg.kind == "summary"
+    ]
+    assert summaries
+    for row in summaries:
+        trained = tok.decode([t for t, m in zip(row.input_ids, row.loss_mask, strict=True) if m])
+        assert "<summary>The number is between " in trained

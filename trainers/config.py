@@ -90,6 +90,12 @@ class WarmStartConfig:
     backend: Literal["trl", "plain"] = help_field(
         "plain", "plain: the trainers' own loop (log-probs at the trained tokens only); trl: TRL's SFTTrainer"
     )
+    context: Literal["full", "rollout"] = help_field(
+        "full",
+        "source=oracle: the context the oracle's episodes keep: full, or rollout (rollout.context, e.g. summarize: "
+        "the oracle must then answer the summary request, as agentgym.envs.guess_number.oracle:SummarizingGuesser "
+        "does, and the warm start teaches the summaries too)",
+    )
 
 
 @dataclass

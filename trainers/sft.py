@@ -77,9 +77,9 @@ def collect_oracle(cfg: TrainConfig, tokenizer: Any, pool: RolloutPool | None = 
     specs = [EpisodeSpec(task_ids[j], ws.horizon, sample=0, seed=cfg.seed + i) for i, j in enumerate(picks)]
     policy = ScriptedPolicy(tokenizer, load_oracle(ws.oracle, ws.oracle_kwargs), name="oracle")
     sampling, options = rollout_settings(cfg)
-    # A scripted oracle samples nothing and cannot write summaries: its episodes keep the full context.
-    sampling = dataclasses.replace(sampling, temperature=0.0)
-    options = dataclasses.replace(options, context="full", context_config=None)
+    sampling = dataclasses.replace(sampling, temperature=0.0)  # a scripted oracle samples nothing
+    if ws.context == "full":  # an oracle that cannot write summaries keeps the whole conversation
+        options = dataclasses.replace(options, context="full", context_config=None)
     if pool is not None:
         return pool.run(policy, specs, sampling, options)
     with RolloutPool.from_config(cfg.rollout, env_maker(env_id, **cfg.env.kwargs), env_id) as own:

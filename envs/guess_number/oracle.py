@@ -1,6 +1,7 @@
 """GuessNumber oracles from the feedback alone (they never peek at the target): the
-optimal bisection, written turn by turn (`ReplayOracle`), and a random guesser that stays
-inside the interval still possible, which reads the whole conversation (`agentgym.oracle`)."""
+optimal bisection, written turn by turn (`ReplayOracle`), a random guesser that stays
+inside the interval still possible, which reads the whole conversation (`agentgym.oracle`),
+and the same guesser that also writes the summaries a summarizing context asks for."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from agentgym.oracle import ReplayOracle
 
 _FEEDBACK = re.compile(r"(\d+) is wrong: my number is (higher|lower)")
+_BETWEEN = re.compile(r"The number is between (\d+) and (\d+)\.")
 
 
 class BisectionOracle(ReplayOracle):
@@ -58,10 +60,14 @@ class ConsistentRandomGuesser:
         self.rng = random.Random(seed)
 
     def interval(self, messages: list[dict[str, Any]]) -> tuple[int, int]:
+        """The interval the visible conversation still allows: its feedback, and the bounds
+        of a summary (`SummarizingGuesser`'s) that a summarizing context carried over."""
         lo, hi = 1, self.n
         for m in messages:
             if m["role"] != "user":
                 continue
+            for a, b in _BETWEEN.findall(m["content"]):
+                lo, hi = max(lo, int(a)), min(hi, int(b))
             for k, side in _FEEDBACK.findall(m["content"]):
                 lo, hi = (max(lo, int(k) + 1), hi) if side == "higher" else (lo, min(hi, int(k) - 1))
         return lo, hi
@@ -69,3 +75,20 @@ class ConsistentRandomGuesser:
     def respond(self, messages: list[dict[str, Any]]) -> str:
         lo, hi = self.interval(messages)
         return self.template.format(self.rng.randint(lo, max(lo, hi)))
+
+
+class SummarizingGuesser(ConsistentRandomGuesser):
+    """`ConsistentRandomGuesser` that answers a summary request (a user message asking for
+    a `<summary>`, as `rollout.context=summarize` sends when the window fills) with the
+    state worth keeping: ``<summary>The number is between L and H.</summary>``; after the
+    summary it reads the bounds back from it. The scripted summariser of warm starts under
+    a summarizing context (`warm_start.context=rollout`), so that the summaries the policy
+    writes in RL are a format it has seen.
+    """
+
+    def respond(self, messages: list[dict[str, Any]]) -> str:
+        last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        if "<summary>" in last:
+            lo, hi = self.interval(messages)
+            return f"<summary>The number is between {lo} and {max(lo, hi)}.</summary>"
+        return super().respond(messages)
