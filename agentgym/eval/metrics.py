@@ -18,7 +18,15 @@ import numpy as np
 from agentgym.rollout.metrics import episode_rates
 from agentgym.trajectory import Trajectory, outcome_at
 
-__all__ = ["bootstrap_ci", "horizon_metrics", "outcome_at", "pass_at_k", "pass_hat_k", "task_accuracy_by_step"]
+__all__ = [
+    "bootstrap_ci",
+    "horizon_metrics",
+    "outcome_at",
+    "pass_at_k",
+    "pass_hat_k",
+    "per_task_success",
+    "task_accuracy_by_step",
+]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -55,6 +63,24 @@ def _at(values: list[Any], turns: int, default: Any = 0) -> Any:
     return values[turns - 1] if 0 < turns <= len(values) else default
 
 
+def per_task_success(trajectories: Sequence[Trajectory], h: int, derive: bool) -> dict[str, list[float]]:
+    """Each task's successes (1.0 or 0.0) at horizon h, one per episode; aborted episodes
+    are left out (an infrastructure failure says nothing about the policy). With
+    `derive`, episodes ran at a larger budget and are cut to h (`outcome_at`).
+
+    Example:
+        >>> episodes = [Trajectory("e", "t1", end_reason="success", turns=3), Trajectory("e", "t2", end_reason="aborted")]
+        >>> per_task_success(episodes, 2, derive=True), per_task_success(episodes, 4, derive=True)
+        ({'t1': [0.0]}, {'t1': [1.0]})
+    """
+    per_task: dict[str, list[float]] = defaultdict(list)
+    for t in trajectories:
+        reason, _ = outcome_at(t, h) if derive else (t.end_reason, t.turns)
+        if reason != "aborted":
+            per_task[t.task_id].append(float(reason == "success"))
+    return dict(per_task)
+
+
 def horizon_metrics(
     trajectories: Sequence[Trajectory], h: int, *, derive: bool, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
@@ -64,7 +90,7 @@ def horizon_metrics(
     success rate, and `success_aborted_as_failure` counts aborted episodes as failures,
     each with a 95% bootstrap interval over tasks.
     """
-    per_task: dict[str, list[float]] = defaultdict(list)
+    per_task = per_task_success(trajectories, h, derive)
     per_task_all: dict[str, list[float]] = defaultdict(list)  # aborted episodes as failures
     turns_used, success_turns, tokens, tool_calls, rewards = [], [], [], [], []
     for t in trajectories:
@@ -72,8 +98,7 @@ def horizon_metrics(
         ok = reason == "success"
         per_task_all[t.task_id].append(float(ok))
         if reason == "aborted":
-            continue  # an infrastructure failure says nothing about the policy
-        per_task[t.task_id].append(float(ok))
+            continue  # as in per_task_success
         turns_used.append(turns)
         if ok:
             success_turns.append(turns)
