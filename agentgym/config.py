@@ -254,6 +254,11 @@ class EvalConfig:
     save_trajectories: bool = help_field(True, "write trajectories.jsonl")
     training_horizon: int | None = help_field(None, "marked on the plot: the horizon the policy was trained at")
     bootstrap: int = help_field(1000, "bootstrap resamples for the 95% bands")
+    fit: bool = help_field(
+        False,
+        "fit success vs h with A / (1 + exp(-k (ln h - m))) (agentgym.eval.fits): asymptote, slope, midpoint and h50 "
+        "with 95% intervals, into results.json and the plot; needs >= 3 horizons",
+    )
     label: str | None = help_field(None, "curve label in plots (default: the model name)")
     progress: bool = help_field(True, "show a progress bar")
 
@@ -262,6 +267,11 @@ class EvalConfig:
             raise ConfigError(f"horizons must be positive integers, got {self.horizons}")
         if self.samples_per_task < 1:
             raise ConfigError(f"samples_per_task must be >= 1, got {self.samples_per_task}")
+        if self.fit and len(set(self.horizons)) < 3:
+            raise ConfigError(
+                f"fit=true fits a curve of 3 parameters, which needs at least 3 horizons, got horizons={self.horizons}: "
+                "add horizons or set fit=false"
+            )
         if self.policy.backend == "openai" and self.policy.api == "chat" and self.sampling.top_k > 0:
             raise ConfigError(
                 "sampling.top_k: the chat API has no top_k; use policy.api=completions (a vLLM-compatible server) "

@@ -307,3 +307,53 @@ def test_a_plot_that_cannot_be_drawn_is_a_warning_after_the_data_is_written(
     err = capsys.readouterr().err
     assert "could not draw" in err and "Data cannot be log-scaled" in err
     assert (tmp_path / "results.json").exists() and (tmp_path / "trajectories.jsonl").exists()
+
+
+# ------------------------------------------------------------------ fit=true: the success curve fitted
+
+
+def test_an_evaluation_with_fit_writes_the_fitted_curve_prints_it_and_draws_it(smol_tokenizer, tmp_path, capsys):
+    from agentgym.cli.eval import _print_table
+
+    result = evaluate(cfg(tmp_path, "fit=true", "bootstrap=200"), ScriptedPolicy(smol_tokenizer, bisect))
+    fit = _strict((tmp_path / "results.json").read_text())["fit"]
+    assert set(fit) >= {"asymptote", "slope", "midpoint", "h50", "horizons", "grid", "failed_resamples"}
+    assert fit["horizons"] == [1, 2, 3, 4, 8] and fit["tasks"] == 12 and fit["failed_resamples"] == 0
+    assert fit["grid"]["h"][-1] == pytest.approx(32)  # extrapolated to 4x the largest horizon
+    assert fit["asymptote"]["value"] == pytest.approx(result.success_at(8), abs=0.05)  # bisection solves them all
+    assert (tmp_path / "success_vs_turns.png").stat().st_size > 10_000
+    _print_table(result.summary)
+    assert "fit A / (1 + exp(-k (ln h - m))), 95% intervals: A " in capsys.readouterr().out
+
+
+def test_fit_with_fewer_than_three_horizons_is_a_config_error_naming_fit(tmp_path):
+    from agentgym.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"fit=true .* needs at least 3 horizons, got horizons=\[1, 2\]"):
+        cfg(tmp_path, "fit=true", "horizons=[1,2]")
+
+
+def test_the_plot_draws_the_fit_with_its_band_and_marks_h50(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from agentgym.eval import plots
+    from agentgym.eval.fits import fit_success_curve
+
+    rows = [
+        {"horizon": h, "success": s, "success_ci_low": s, "success_ci_high": s, "cap_hit_rate": 0.0}
+        for h, s in ((1, 0.0), (2, 0.5), (4, 1.0))
+    ]
+    for r in rows:
+        r["invalid_action_rate"] = 0.0
+    per_task = np.array([[0, 0, 1], [0, 1, 1], [0, 1, 1], [0, 0, 1]], dtype=float)
+    fit = fit_success_curve([1, 2, 4], per_task, resamples=50).to_dict()
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    plots.plot_curves([{"label": "m", "horizons": rows, "fit": fit}], tmp_path / "p.png")
+    ax = figures[0].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(figures[0])
+    assert any(label.startswith("m fit (asymptote 1.00, h50 2.0") for label in labels), labels
+    assert "h50=2.0" in texts and (tmp_path / "p.png").exists()

@@ -67,6 +67,21 @@ def _print_table(summary: dict) -> None:
     kv = summary.get("task_accuracy_by_step")
     if kv:
         print(f"task accuracy by step: H_0.5={kv['H_0.5']} H_0.8={kv['H_0.8']} step accuracy={kv['step_accuracy']:.3f}")
+    if "fit" in summary:
+        print(_fit_line(summary["fit"]))
+
+
+def _fit_line(fit: dict) -> str:
+    """The success-curve fit (`agentgym.eval.fits`) in one line; a None (null) is infinite."""
+    if "error" in fit:
+        return f"fit of success vs h: none ({fit['error']})"
+
+    def show(name: str, v: dict) -> str:
+        fmt = [f"{x:.3g}" if x is not None else "inf" for x in (v["value"], v["low"], v["high"])]
+        return f"{name} {fmt[0]} [{fmt[1]}, {fmt[2]}]"
+
+    names = (("A", "asymptote"), ("k", "slope"), ("midpoint", "midpoint"), ("h50", "h50"))
+    return "fit A / (1 + exp(-k (ln h - m))), 95% intervals: " + ", ".join(show(n, fit[key]) for n, key in names)
 
 
 def run(args: argparse.Namespace) -> int:

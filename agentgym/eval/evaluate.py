@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from agentgym import jsonio
 from agentgym.checks import check_env, check_output_dir
 from agentgym.config import EvalConfig, to_dict
-from agentgym.eval.metrics import horizon_metrics, task_accuracy_by_step
+from agentgym.eval.fits import fit_success_curve
+from agentgym.eval.metrics import horizon_metrics, per_task_success, task_accuracy_by_step
 from agentgym.eval.plots import plot_curves
 from agentgym.policy.base import Policy
 from agentgym.registration import env_tasks
@@ -97,10 +99,11 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | 
             pool.close()
     run_rates = episode_rates(trajectories)
     warn_aborted(run_rates, f"evaluation of {env_id}")
-    rows = []
-    for h in horizons:
-        subset = trajectories if mode == "prefix" else [t for t in trajectories if t.horizon == h]
-        rows.append(horizon_metrics(subset, h, derive=mode == "prefix", resamples=cfg.bootstrap, seed=cfg.seed))
+    subsets = {h: trajectories if mode == "prefix" else [t for t in trajectories if t.horizon == h] for h in horizons}
+    rows = [
+        horizon_metrics(subsets[h], h, derive=mode == "prefix", resamples=cfg.bootstrap, seed=cfg.seed)
+        for h in horizons
+    ]
     summary: dict[str, Any] = {
         "env": env_id,
         "model": getattr(policy, "name", "policy"),
@@ -129,8 +132,28 @@ def evaluate(cfg: EvalConfig, policy: Policy | None = None, pool: RolloutPool | 
     kv = task_accuracy_by_step([t for t in trajectories if t.horizon == max(run_horizons)])
     if kv is not None:
         summary["task_accuracy_by_step"] = kv
+    if cfg.fit:
+        summary["fit"] = _success_fit(subsets, derive=mode == "prefix", resamples=cfg.bootstrap, seed=cfg.seed)
     out = write_results(summary, trajectories if cfg.save_trajectories else None, Path(cfg.output_dir))
     return EvalResult(summary, trajectories, out)
+
+
+def _success_fit(subsets: dict[int, list[Trajectory]], *, derive: bool, resamples: int, seed: int) -> dict[str, Any]:
+    """`fit_success_curve` of each task's success rate at each horizon (the episodes of
+    horizon h in `subsets[h]`), as a dict; a fit that cannot be made is an "error" entry
+    and a warning: the evaluation's data is kept either way."""
+    by_h = {h: per_task_success(episodes, h, derive) for h, episodes in subsets.items()}
+    # A task whose episodes all aborted at some horizon has no rate there: it is left out.
+    tasks = [task for task in next(iter(by_h.values())) if all(task in rates for rates in by_h.values())]
+    per_task = np.array([[np.mean(rates[task]) for rates in by_h.values()] for task in tasks])
+    error = "no task has a non-aborted episode at every horizon"
+    if tasks:
+        try:
+            return fit_success_curve(list(by_h), per_task, resamples=resamples, seed=seed).to_dict()
+        except RuntimeError as exc:  # the point fit did not converge
+            error = str(exc)
+    print(f"agentgym: warning: could not fit the success curve: {error}", file=sys.stderr)
+    return {"error": error}
 
 
 def write_results(summary: dict[str, Any], trajectories: list[Trajectory] | None, out: Path) -> Path:

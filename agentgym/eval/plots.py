@@ -16,7 +16,9 @@ __all__ = ["plot_curves"]
 
 def plot_curves(results: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
     """Success@h with 95% bands (left) and cap-hit / invalid-action rates (right), one curve
-    per result; the training horizon, when known, is a dashed vertical line."""
+    per result; the training horizon, when known, is a dashed vertical line. A result with
+    a "fit" (`agentgym.eval.fits`) also gets the fitted curve to 4x its largest horizon,
+    a thin line in a lighter band, with h50 marked where success reaches 50%."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for i, res in enumerate(results):
         rows = res["horizons"]
@@ -37,6 +39,8 @@ def plot_curves(results: Sequence[dict[str, Any]], path: str | Path, title: str 
                 color=color,
                 label=f"{label} success@h, aborted = failure",
             )
+        if "grid" in res.get("fit", {}):
+            _plot_fit(ax, res["fit"], color, label)
         k = max((int(key.split("@")[1]) for key in rows[0] if key.startswith("pass@")), default=1)
         if k > 1:
             ax.plot(hs, [r[f"pass@{k}"] for r in rows], "--", color=color, alpha=0.8, label=f"{label} pass@{k}")
@@ -54,8 +58,9 @@ def plot_curves(results: Sequence[dict[str, Any]], path: str | Path, title: str 
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="best")
     hs_all = sorted({r["horizon"] for res in results for r in res["horizons"]})
-    for a in (ax, ax2):
-        a.set_xticks(hs_all, [str(h) for h in hs_all])
+    ends = [round(res["fit"]["grid"]["h"][-1]) for res in results if "grid" in res.get("fit", {})]
+    for a, ticks in ((ax, sorted({*hs_all, *ends})), (ax2, hs_all)):
+        a.set_xticks(ticks, [str(h) for h in ticks])
     env = results[0].get("env", "")
     fig.suptitle(title or f"Success vs interaction turns — {env}")
     fig.tight_layout()
@@ -63,3 +68,15 @@ def plot_curves(results: Sequence[dict[str, Any]], path: str | Path, title: str 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _plot_fit(ax: plt.Axes, fit: dict[str, Any], color: str, label: str) -> None:
+    """The fitted curve (thin) in its 95% band (lighter), and h50 when it is reached."""
+    grid, h50 = fit["grid"], fit["h50"]["value"]
+    reached = f"h50 {h50:.1f}" if h50 is not None else "never 50%"
+    note = f"asymptote {fit['asymptote']['value']:.2f}, {reached}"
+    ax.plot(grid["h"], grid["success"], "-", color=color, lw=0.9, label=f"{label} fit ({note})")
+    ax.fill_between(grid["h"], grid["low"], grid["high"], color=color, alpha=0.08, lw=0)
+    if h50 is not None and grid["h"][0] <= h50 <= grid["h"][-1]:
+        ax.plot([h50], [0.5], "D", color=color, ms=4)
+        ax.annotate(f"h50={h50:.1f}", (h50, 0.5), xytext=(4, -10), textcoords="offset points", color=color, fontsize=7)
