@@ -181,8 +181,8 @@ def test_resamples_of_few_tasks_that_jump_to_a_step_converge():
     """A resample of 4 tasks is often a step (success 0, then all at once): the best fit has
     the steepest slope, which a gentle start reaches too slowly to converge."""
     per_task = np.array([[0, 1, 1], [0, 0, 1], [1, 1, 1], [0, 0, 0]], dtype=float)
-    fit = fit_success_curve([1, 2, 4], per_task, resamples=300)
-    assert fit.failed == 0 and len(fit.draws) == 300
+    fit = fit_success_curve([1, 2, 4], per_task, resamples=100)
+    assert fit.failed == 0 and len(fit.draws) == 100
 
 
 def test_success_fit_as_json_holds_the_grid_a_plot_needs():
@@ -221,3 +221,10 @@ def test_compute_fit_resamples_points_without_groups_or_with_one():
 def test_a_compute_curve_needs_at_least_three_compute_values():
     with pytest.raises(ValueError, match="a curve needs at least 3 distinct compute values"):
         fit_compute_curve([1.0, 2.0, 2.0], [0.1, 0.2, 0.3])
+
+
+def test_resamples_of_too_few_points_are_counted_as_failed_refits_and_warned_about():
+    c = np.array([1.0, 10.0, 100.0, 1000.0])
+    with pytest.warns(RuntimeWarning, match="bootstrap refits did not converge and were skipped"):
+        fit = fit_compute_curve(c, [0.1, 0.2, 0.5, 0.6], r0=0.1, resamples=40)
+    assert 0 < fit.failed < 40 and fit.to_dict()["failed_resamples"] == fit.failed

@@ -119,13 +119,16 @@ def _fit_logistic(
     x: np.ndarray, y: np.ndarray, starts: Sequence[Sequence[float]], bounds: tuple[list[float], list[float]]
 ) -> np.ndarray:
     """(a, k, m) of least squared error among `curve_fit`s from `starts`; if none converges,
-    from steep starts; RuntimeError if none of those does either.
+    from steep starts; RuntimeError if none of those does either, or if x has fewer than
+    3 distinct values.
 
     Data that jump between two x (a resample of few tasks often does) are fitted best by a
     step, k at its bound; from a gentle start the optimiser may creep there through a flat
     sigmoid and run out of evaluations. The steep starts put the midpoint at each x and
     between neighbours."""
     ux = np.unique(x)
+    if len(ux) < 3:  # a resample of few points can be this
+        raise RuntimeError(f"3 parameters cannot be fitted to {len(ux)} distinct x")
     a0 = float(np.clip(starts[0][0], bounds[0][0], bounds[1][0]))
     steep = [[a0, 0.9 * _SLOPE_BOUNDS[1], float(m)] for m in np.concatenate([ux, (ux[1:] + ux[:-1]) / 2])]
     best, best_sse, error = None, math.inf, None
