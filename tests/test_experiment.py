@@ -53,7 +53,6 @@ def write_experiment(tmp_path: Path, **changes) -> Path:
         "output_dir": str(tmp_path / "runs"),
         "results_dir": str(tmp_path / "results"),
         "bootstrap": 200,
-        "fit": False,  # TEMP
         "progress": None,
     }
     del exp["progress"]

@@ -173,19 +173,22 @@ def write_report(experiment: Experiment, cells: list[CellResult], command: str, 
     for arm in res.arms:
         lines.append(f"| {arm} | " + " | ".join(_fmt(estimate(res.array(arm, f), None, B)) for f in res.points) + " |")
 
+    fits: dict[str, tuple[Any, Any]] = {}
     if cfg.fit:
-        lines += ["", *_fit_lines(res, finals, B)]
+        fit_lines, fits = _fits(res, finals, B)
+        lines += ["", *fit_lines]
     lines += ["", "## Figures", "", "![success vs turns](success_vs_turns.png)", "",
               "![success vs compute](success_vs_compute.png)", "", "![reward vs compute](reward_vs_compute.png)", ""]  # fmt: skip
-    _plot(res, finals, out, B)
+    _plot(res, finals, out, B, fits)
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
 
 
-def _fit_lines(res: Results, finals: dict[str, np.ndarray], B: int) -> list[str]:
+def _fits(res: Results, finals: dict[str, np.ndarray], B: int) -> tuple[list[str], dict[str, tuple[Any, Any]]]:
     """Curve fits per arm: success@h at the end (tasks averaged over seeds), and the
-    training reward vs compute (points of every seed, resampled by seed)."""
+    training reward vs compute (points of every seed, resampled by seed); the report's
+    lines, and each arm's two fits (None where one could not be made)."""
     from agentgym.eval.fits import fit_compute_curve, fit_success_curve
 
     lines = ["## Fits", "", "success@h = A / (1 + exp(-k (ln h - m))) at the end of the budget (intervals resample tasks, "
@@ -193,8 +196,9 @@ def _fit_lines(res: Results, finals: dict[str, np.ndarray], B: int) -> list[str]
              "(\"The Art of Scaling RL Compute\"; intervals resample seeds, or steps with one seed).", "",
              "| arm | success asymptote A | h at 50% success | slope k | reward asymptote | reward midpoint C_mid |",
              "|---|---|---|---|---|---|"]  # fmt: skip
+    fits: dict[str, tuple[Any, Any]] = {}
     for arm in res.arms:
-        row = [arm]
+        row, f, g = [arm], None, None
         try:
             f = fit_success_curve(res.horizons, finals[arm].mean(axis=0), resamples=B)
             row += [_interval(f.asymptote), _interval(f.h50), _interval(f.slope)]
@@ -212,7 +216,8 @@ def _fit_lines(res: Results, finals: dict[str, np.ndarray], B: int) -> list[str]
         except (ValueError, RuntimeError) as exc:
             row += [f"no fit ({exc})", ""]
         lines.append("| " + " | ".join(row) + " |")
-    return lines
+        fits[arm] = (f, g)
+    return lines, fits
 
 
 def _interval(iv: Any, fmt: str = "{:.3f}") -> str:
@@ -222,7 +227,9 @@ def _interval(iv: Any, fmt: str = "{:.3f}") -> str:
     return f"{one(iv.value)} [{one(iv.low)}, {one(iv.high)}]"
 
 
-def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int) -> None:
+def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int, fits: dict[str, tuple[Any, Any]]) -> None:
+    """success_vs_turns.png (with each arm's fit extrapolated to 4x the largest horizon),
+    success_vs_compute.png, reward_vs_compute.png (with each arm's fitted sigmoid)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,8 +240,14 @@ def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int) -> Non
         ests = [estimate(finals[arm], k, B) for k in range(len(res.horizons))]
         ax.plot(res.horizons, [e.mean for e in ests], "o-", color=f"C{i}", label=arm)
         ax.fill_between(res.horizons, [e.low for e in ests], [e.high for e in ests], color=f"C{i}", alpha=0.18)
+        f = fits.get(arm, (None, None))[0]
+        if f is not None:
+            grid = f.to_dict()["grid"]
+            ax.plot(grid["h"], grid["success"], "--", color=f"C{i}", lw=0.9, label=f"{arm} fit")
+            ax.fill_between(grid["h"], grid["low"], grid["high"], color=f"C{i}", alpha=0.07)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(res.horizons, [str(h) for h in res.horizons])
+    ticks = sorted({*res.horizons, 4 * max(res.horizons)}) if fits else res.horizons
+    ax.set_xticks(ticks, [str(h) for h in ticks])
     ax.set(xlabel="interaction turns allowed (h)", ylabel="success rate", ylim=(-0.02, 1.02))
     ax.set_title(f"{res.cfg.name}: success@h at the end of the budget (95% over seeds and tasks)", fontsize=9)
     ax.grid(alpha=0.3)
@@ -264,6 +277,14 @@ def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int) -> Non
             if pts:
                 x, y = zip(*pts, strict=True)
                 ax.plot(x, y, ".-", color=f"C{i}", alpha=0.5, lw=0.8, label=arm if j == 0 else None)
+        g = fits.get(arm, (None, None))[1]
+        if g is not None:
+            c = np.linspace(
+                max(1.0, min(r["compute_used"] for cc in res.cells for r in cc.training)),
+                res.cfg.budget.total * 1.1,
+                200,
+            )
+            ax.plot(c, g.predict(c), "-", color=f"C{i}", lw=2, label=f"{arm} fit (asymptote {g.asymptote.value:.2f})")
     ax.set(xlabel=f"training compute ({unit})", ylabel="mean training reward")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -67,20 +67,8 @@ def _evaluations(out: Path) -> list[tuple[list[float], int, dict[str, Any]]]:
 def collect_cell(cell: Cell, wall_s: float, compute: dict[str, Any]) -> CellResult:
     """A finished run's results, read from its folder: each evaluation's results.json and
     trajectories (per task, for intervals over tasks) and the training curve."""
+    from agentgym.eval.metrics import per_task_success
     from agentgym.trajectory_files import load_trajectories
-
-    try:
-        from agentgym.eval.metrics import per_task_success
-    except ImportError:  # TEMP until fits land
-        from agentgym.trajectory import outcome_at
-
-        def per_task_success(trajs, h, derive):
-            out = {}
-            for t in trajs:
-                reason = outcome_at(t, h)[0] if derive else t.end_reason
-                if reason != "aborted":
-                    out.setdefault(t.task_id, []).append(float(reason == "success"))
-            return out
 
     result = CellResult(cell.arm, cell.seed, cell.settings, compute, round(wall_s, 1))
     for points, done, record in _evaluations(cell.out):
