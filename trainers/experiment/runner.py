@@ -10,6 +10,7 @@ running the same command again.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -150,15 +151,16 @@ def run_experiment(
             results[(c.arm, c.seed)] = run_cell(c)  # finished: read back
     if len(todo) < len(cells):
         log(f"experiment {experiment.cfg.name}: {len(cells) - len(todo)} of {len(cells)} runs already done")
-    t0, finished = time.perf_counter(), 0
+    finished, walls = 0, []
 
     def report(c: Cell, r: CellResult) -> None:
         nonlocal finished
         finished += 1
         results[(c.arm, c.seed)] = r
-        elapsed = time.perf_counter() - t0
         left = len(todo) - finished
-        eta = elapsed / finished * left / min(experiment.cfg.parallel, max(left, 1)) if left else 0.0
+        walls.append(r.wall_s)
+        # The runs still to start or in flight, `parallel` at a time, each as long as the mean so far.
+        eta = sum(walls) / len(walls) * math.ceil(left / experiment.cfg.parallel) if left else 0.0
         end = r.points[-1]["horizons"] if r.points else []
         mean = sum(h["success"] for h in end) / len(end) if end else float("nan")
         log(
