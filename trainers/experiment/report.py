@@ -237,9 +237,7 @@ def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int, fits: 
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, arm in enumerate(res.arms):
-        ests = [estimate(finals[arm], k, B) for k in range(len(res.horizons))]
-        ax.plot(res.horizons, [e.mean for e in ests], "o-", color=f"C{i}", label=arm)
-        ax.fill_between(res.horizons, [e.low for e in ests], [e.high for e in ests], color=f"C{i}", alpha=0.18)
+        _with_band(ax, res.horizons, [estimate(finals[arm], k, B) for k in range(len(res.horizons))], i, arm)
         f = fits.get(arm, (None, None))[0]
         if f is not None:
             grid = f.to_dict()["grid"]
@@ -250,25 +248,15 @@ def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int, fits: 
     ax.set_xticks(ticks, [str(h) for h in ticks])
     ax.set(xlabel="interaction turns allowed (h)", ylabel="success rate", ylim=(-0.02, 1.02))
     ax.set_title(f"{res.cfg.name}: success@h at the end of the budget (95% over seeds and tasks)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "success_vs_turns.png", dpi=110)
-    plt.close(fig)
+    _save(fig, ax, out / "success_vs_turns.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, arm in enumerate(res.arms):
-        ests = [estimate(res.array(arm, f), None, B) for f in res.points]
-        ax.plot(res.points, [e.mean for e in ests], "o-", color=f"C{i}", label=arm)
-        ax.fill_between(res.points, [e.low for e in ests], [e.high for e in ests], color=f"C{i}", alpha=0.18)
+        _with_band(ax, res.points, [estimate(res.array(arm, f), None, B) for f in res.points], i, arm)
     unit = res.cfg.budget.unit.replace("_", " ")
     ax.set(xlabel=f"fraction of the budget ({res.cfg.budget.total:g} {unit})", ylabel="mean success@h over h")
     ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "success_vs_compute.png", dpi=110)
-    plt.close(fig)
+    _save(fig, ax, out / "success_vs_compute.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, arm in enumerate(res.arms):
@@ -286,8 +274,20 @@ def _plot(res: Results, finals: dict[str, np.ndarray], out: Path, B: int, fits: 
             )
             ax.plot(c, g.predict(c), "-", color=f"C{i}", lw=2, label=f"{arm} fit (asymptote {g.asymptote.value:.2f})")
     ax.set(xlabel=f"training compute ({unit})", ylabel="mean training reward")
+    _save(fig, ax, out / "reward_vs_compute.png")
+
+
+def _with_band(ax: Any, x: list[float], ests: list[Estimate], i: int, label: str) -> None:
+    """Means as a line with their 95% intervals as a band, in the arm's colour."""
+    ax.plot(x, [e.mean for e in ests], "o-", color=f"C{i}", label=label)
+    ax.fill_between(x, [e.low for e in ests], [e.high for e in ests], color=f"C{i}", alpha=0.18)
+
+
+def _save(fig: Any, ax: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "reward_vs_compute.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
