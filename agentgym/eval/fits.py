@@ -86,7 +86,8 @@ ArrayLike = float | Sequence[float] | np.ndarray
 
 @dataclass
 class Interval:
-    """A point estimate and its 95% bootstrap interval (2.5th and 97.5th percentiles)."""
+    """A point estimate and its 95% bootstrap interval: the 2.5th and 97.5th percentiles of
+    the bootstrap's estimates (widened for few groups in `ComputeCurveFit`)."""
 
     value: float
     low: float

@@ -11,14 +11,15 @@ import csv
 import io
 import shutil
 import sys
+from pathlib import Path
 
 from agentgym.trainers.experiment.config import Experiment
 from agentgym.trainers.experiment.report import ROW_KEYS, result_rows
-from agentgym.trainers.experiment.runner import run_cell
+from agentgym.trainers.experiment.runner import CellResult, run_cell
 
 from agentgym.config import ConfigError
 
-__all__ = ["reproduce"]
+__all__ = ["compare_with_results", "reproduce"]
 
 
 def _as_written(rows: list[dict]) -> list[dict[str, str]]:
@@ -30,24 +31,41 @@ def _as_written(rows: list[dict]) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(buf.getvalue())))
 
 
-def reproduce(experiment: Experiment, which: str) -> int:
-    """Rerun (arm, seed) in `output_dir/reproduce/` and compare; 0 when every row is identical."""
+def _parse(experiment: Experiment, which: str) -> tuple[str, int]:
     arm, sep, seed_text = which.rpartition(":")
     if not sep or arm not in experiment.cfg.arms or not seed_text.lstrip("-").isdigit():
         raise ConfigError(f"--reproduce {which!r}: expected ARM:SEED with ARM one of {list(experiment.cfg.arms)}")
-    seed = int(seed_text)
-    committed_path = experiment.results / "results.csv"
-    if not committed_path.exists():
-        raise ConfigError(f"--reproduce: {committed_path} does not exist: run the experiment first")
-    with open(committed_path, newline="") as fh:
-        committed = [r for r in csv.DictReader(fh) if r["arm"] == arm and r["seed"] == str(seed)]
-    if not committed:
-        raise ConfigError(f"--reproduce: {committed_path} has no rows of arm {arm!r}, seed {seed}")
+    return arm, int(seed_text)
+
+
+def _committed(experiment: Experiment, arm: str, seed: int) -> tuple[Path, list[dict[str, str]]]:
+    path = experiment.results / "results.csv"
+    if not path.exists():
+        raise ConfigError(f"--reproduce: {path} does not exist: run the experiment first")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["arm"] == arm and r["seed"] == str(seed)]
+    if not rows:
+        raise ConfigError(f"--reproduce: {path} has no rows of arm {arm!r}, seed {seed}")
+    return path, rows
+
+
+def reproduce(experiment: Experiment, which: str) -> int:
+    """Rerun (arm, seed) from scratch in `output_dir/reproduce/` and compare; 0 when every
+    row is identical to results.csv's."""
+    arm, seed = _parse(experiment, which)
+    _committed(experiment, arm, seed)  # before an hour of training, not after
     scratch = experiment.out / "reproduce" / arm / f"seed-{seed}"
     if scratch.exists():
         shutil.rmtree(scratch)
-    cell = experiment.cell(arm, seed, output_dir=scratch)
-    result = run_cell(cell, f"reproduce {arm} seed {seed}")
+    result = run_cell(experiment.cell(arm, seed, output_dir=scratch), f"reproduce {arm} seed {seed}")
+    return compare_with_results(experiment, result)
+
+
+def compare_with_results(experiment: Experiment, result: CellResult) -> int:
+    """Compare a run's rows with results.csv's rows of its arm and seed, as text: 0 when
+    all are identical, else 1 with the differing rows on stderr."""
+    arm, seed = result.arm, result.seed
+    committed_path, committed = _committed(experiment, arm, seed)
     fresh = _as_written(result_rows([result]))
     differ = [(a, b) for a, b in zip(committed, fresh, strict=False) if a != b]
     if len(committed) == len(fresh) and not differ:
