@@ -12,6 +12,11 @@ start a seed gives every arm, the difficulty of a task). The detectable differen
 one a two-sided test at 5% would find with 80% power: (z_0.975 + z_0.8) x SE of the
 difference, with the SE from the same bootstrap.
 
+How often the 95% interval of a difference covers the truth (bench/compare_coverage.py:
+3 seeds x 64 tasks, 200 synthetic experiments): 0.985 without a seed effect and with a
+seed-to-seed SD of 0.045 (as the quickstart's seeds vary), 0.96 at 0.08, but 0.90 at
+0.15: three seeds cannot measure a large seed effect, and the interval is then too narrow.
+
 Example:
     >>> rng = np.random.default_rng(0)
     >>> a = rng.random((3, 50, 4)) < 0.6
