@@ -415,8 +415,10 @@ class Trainer(ABC):
                     used = self.meter.used
                     record = self.run_step(self.step)
                     bar.update(self.meter.used - used if self.meter.budgeted else 1)
+                    step = f"step={self.step} " if self.meter.budgeted else ""  # the bar counts compute
                     bar.set_postfix_str(
-                        f"h={record['horizon']} reward={record['reward_mean']:.2f} success={record['success_rate']:.2f}"
+                        f"{step}h={record['horizon']} reward={record['reward_mean']:.2f} "
+                        f"success={record['success_rate']:.2f}"
                     )
                     stopped = self.stop_agreed()
             if stopped is None:
