@@ -22,6 +22,9 @@ from agentgym.eval.compare import Estimate, compare, estimate
 
 __all__ = ["result_rows", "write_report"]
 
+#: Bootstrap refits of each curve fit (each a least-squares fit, ~0.1 s for a training curve).
+FIT_RESAMPLES = 1000
+
 ROW_KEYS = (
     "arm",
     "seed",
@@ -200,7 +203,7 @@ def _fits(res: Results, finals: dict[str, np.ndarray], B: int) -> tuple[list[str
     for arm in res.arms:
         row, f, g = [arm], None, None
         try:
-            f = fit_success_curve(res.horizons, finals[arm].mean(axis=0), resamples=B)
+            f = fit_success_curve(res.horizons, finals[arm].mean(axis=0), resamples=min(B, FIT_RESAMPLES))
             row += [_interval(f.asymptote), _interval(f.h50), _interval(f.slope)]
         except (ValueError, RuntimeError) as exc:
             row += [f"no fit ({exc})", "", ""]
@@ -210,7 +213,7 @@ def _fits(res: Results, finals: dict[str, np.ndarray], B: int) -> tuple[list[str
                 [r["compute_used"] for _, r in train],
                 [r["reward_mean"] for _, r in train],
                 groups=[s for s, _ in train],
-                resamples=B,
+                resamples=min(B, FIT_RESAMPLES),
             )
             row += [_interval(g.asymptote), _interval(g.midpoint, "{:.3g}")]
         except (ValueError, RuntimeError) as exc:
