@@ -23,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "apply_checkpoint",
     "latest_checkpoint",
+    "link_or_copy",
     "load_checkpoint",
     "newest_intact_checkpoint",
     "read_checkpoint",
@@ -87,16 +88,21 @@ def save_checkpoint(
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(jsonio.dumps({"step": step, **state}, indent=1))
     for name, src in (links or {}).items():
-        try:
-            os.link(src, tmp / name)
-        except OSError:
-            shutil.copy2(src, tmp / name)
+        link_or_copy(src, tmp / name)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)  # a crash mid-write never leaves a half checkpoint under the real name
     for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
     return final
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """`dst` as a hard link to `src` (no second copy of the bytes), or a copy where links fail."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

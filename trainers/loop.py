@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import random
 import shutil
 import signal
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 from agentgym.trainers.checkpoint import (
     apply_checkpoint,
+    link_or_copy,
     newest_intact_checkpoint,
     rng_state,
     save_checkpoint,
@@ -535,10 +535,7 @@ class Trainer(ABC):
                 shutil.rmtree(kept)
             kept.mkdir(parents=True)
             for item in path.iterdir():
-                try:
-                    os.link(item, kept / item.name)
-                except OSError:
-                    shutil.copy2(item, kept / item.name)
+                link_or_copy(item, kept / item.name)
         return path
 
     def checkpoint_due(self) -> bool:

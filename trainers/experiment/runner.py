@@ -104,18 +104,28 @@ def collect_cell(cell: Cell, wall_s: float, compute: dict[str, Any]) -> CellResu
     return result
 
 
-def run_cell(cell: Cell, label: str = "") -> CellResult:
-    """Train the cell's run (continuing an interrupted one) and collect its results into
-    `cell.json`; a finished cell of the same configuration is read back instead."""
+def finished_result(cell: Cell) -> CellResult | None:
+    """The cell's result when its run finished with the same settings; None when it has not
+    finished; a `ConfigError` when a run of other settings finished in its folder (it would
+    be mixed into the results)."""
     done = cell.out / CELL_FILE
-    if done.exists():
-        result = CellResult.from_dict(json.loads(done.read_text()))
-        if cell.same_settings(result.settings):
-            return result
+    if not done.exists():
+        return None
+    result = CellResult.from_dict(json.loads(done.read_text()))
+    if not cell.same_settings(result.settings):
         raise ConfigError(
             f"{cell.out} holds a finished run of another configuration of arm {cell.arm!r} (the experiment or its "
             "base changed): delete that folder to rerun it, or set another output_dir"
         )
+    return result
+
+
+def run_cell(cell: Cell, label: str = "") -> CellResult:
+    """Train the cell's run (continuing an interrupted one) and collect its results into
+    `cell.json`; a finished cell of the same configuration is read back instead."""
+    result = finished_result(cell)
+    if result is not None:
+        return result
     from agentgym.trainers import build_trainer
 
     cfg = cell.train
@@ -129,7 +139,7 @@ def run_cell(cell: Cell, label: str = "") -> CellResult:
             f"stopped by {outcome['stopped']} in arm {cell.arm!r}, seed {cell.seed}: run the same command to resume"
         )
     result = collect_cell(cell, time.perf_counter() - t0, outcome["compute"])
-    done.write_text(jsonio.dumps(result.to_dict(), indent=1))
+    (cell.out / CELL_FILE).write_text(jsonio.dumps(result.to_dict(), indent=1))
     return result
 
 
@@ -144,11 +154,14 @@ def run_experiment(
     """Every cell, skipping finished ones; one after another, or `parallel` at once as Ray
     tasks. A line per cell says which arm and seed runs, how long it took, and the ETA."""
     cells = experiment.cells()
-    todo = [c for c in cells if not _finished(c)]
     results: dict[tuple[str, int], CellResult] = {}
+    todo = []
     for c in cells:
-        if not any(c is t for t in todo):
-            results[(c.arm, c.seed)] = run_cell(c)  # finished: read back
+        result = finished_result(c)  # a run of other settings in a cell's folder stops everything here
+        if result is None:
+            todo.append(c)
+        else:
+            results[(c.arm, c.seed)] = result
     if len(todo) < len(cells):
         log(f"experiment {experiment.cfg.name}: {len(cells) - len(todo)} of {len(cells)} runs already done")
     finished, walls = 0, []
@@ -175,11 +188,6 @@ def run_experiment(
             log(f"[{i + 1}/{len(todo)}] arm {c.arm} seed {c.seed}: training ({c.out})")
             report(c, run_cell(c, f"[{i + 1}/{len(todo)}] {c.arm} seed {c.seed}"))
     return [results[(c.arm, c.seed)] for c in cells]
-
-
-def _finished(cell: Cell) -> bool:
-    path = cell.out / CELL_FILE
-    return path.exists() and cell.same_settings(json.loads(path.read_text()).get("settings", {}))
 
 
 def _run_on_ray(experiment: Experiment, todo: list[Cell], report: Callable[[Cell, CellResult], None]) -> None:
