@@ -3,6 +3,7 @@ over seeds and tasks, and reproducible run by run."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,26 @@ def test_finished_runs_are_skipped_and_a_changed_arm_is_refused_not_mixed(tmp_pa
     assert [(c.arm, c.seed) for c in cells] == [("short", 0), ("curriculum", 0)]
     changed = write_experiment(tmp_path, seeds=[0], overrides={"optim.lr": 0.02})
     with pytest.raises(ConfigError, match="holds a finished run of another configuration"):
+        run_experiment(load_experiment(changed), log=lambda s: None)
+
+
+def test_a_fresh_checkout_without_the_run_folders_goes_on_from_the_committed_cell_records(tmp_path, monkeypatch):
+    path = write_experiment(tmp_path, seeds=[0])
+    experiment = load_experiment(path)
+    first = run_experiment(experiment, log=lambda s: None)
+    records = sorted(p.relative_to(tmp_path / "results") for p in (tmp_path / "results" / "cells").rglob("*.json"))
+    assert [str(p) for p in records] == ["cells/curriculum/seed-0.json", "cells/short/seed-0.json"]
+    shutil.rmtree(tmp_path / "runs")  # a new machine: the run folders are gone, the results are committed
+
+    def no_training(cfg):
+        raise AssertionError("a run with a committed record was trained again")
+
+    monkeypatch.setattr("agentgym.trainers.build_trainer", no_training)
+    again = run_experiment(load_experiment(path), log=lambda s: None)
+    assert [c.to_dict() for c in again] == [c.to_dict() for c in first]
+    # A changed arm is refused against the record too, not mixed in.
+    changed = write_experiment(tmp_path, seeds=[0], overrides={"optim.lr": 0.02})
+    with pytest.raises(ConfigError, match="seed-0.json holds a finished run of another configuration"):
         run_experiment(load_experiment(changed), log=lambda s: None)
 
 

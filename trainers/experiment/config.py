@@ -126,6 +126,9 @@ class Cell:
     arm: str
     seed: int
     train: TrainConfig
+    #: A copy of the finished cell's result beside the experiment's results (small, committed
+    #: with them): a fresh checkout without the run folders skips the cells it holds.
+    record: Path | None = None
 
     @property
     def out(self) -> Path:
@@ -207,12 +210,14 @@ class Experiment:
         return data
 
     def cell(self, arm: str, seed: int, output_dir: Path | None = None) -> Cell:
-        """The cell (arm, seed); an invalid arm is a `ConfigError` naming the arm and key."""
+        """The cell (arm, seed); one in another `output_dir` (a reproduction) keeps no record
+        beside the results. An invalid arm is a `ConfigError` naming the arm and key."""
         try:
             train = from_dict(TrainConfig, self.train_data(arm, seed, output_dir))
         except ConfigError as exc:
             raise ConfigError(f"{self.where}arms.{arm} (on the base {self.cfg.base}): {exc}") from None
-        return Cell(arm, seed, train)
+        record = None if output_dir is not None else self.results / "cells" / arm / f"seed-{seed}.json"
+        return Cell(arm, seed, train, record)
 
     def cells(self) -> list[Cell]:
         """Every (arm, seed), seed-major: an interrupted experiment has all arms at the first seeds."""

@@ -127,7 +127,9 @@ def write_report(experiment: Experiment, cells: list[CellResult], command: str, 
     B = cfg.bootstrap
     end = 1.0
     lines = [f"# Experiment: {cfg.name}", ""]
-    lines += [f"Command: `{command}`  ", f"Wall time: {wall_s / 60:.1f} min for the runs of this invocation; "
+    runs_s = sum(c.wall_s for c in cells)
+    lines += [f"Command: `{command}`  ", f"Wall time: the runs took {runs_s / 60:.1f} min one after another "
+              f"({cfg.parallel} at a time here); this invocation {wall_s / 60:.1f} min; "
               f"per run: {', '.join(f'{c.arm}/{c.seed} {c.wall_s / 60:.1f}' for c in cells)} min  ",
               f"Load average when written: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", ""]  # fmt: skip
     lines += ["## Design", ""]

@@ -1,8 +1,10 @@
 """Running an experiment's cells: one after another or as Ray tasks, each a budgeted
 training run whose evaluations become the cell's results (`cell.json` in its folder).
 
-A cell whose `cell.json` exists with the same configuration is skipped; a cell whose run
-was interrupted continues from its checkpoint (`resume=true`), which reproduces exactly
+A cell whose `cell.json` exists with the same configuration is skipped, and so is one whose
+copy of it is in the results folder (`results_dir/cells/ARM/seed-N.json`, committed with the
+report, so that a fresh checkout without the run folders goes on where the last one
+stopped); a cell whose run was interrupted continues from its checkpoint (`resume=true`), which reproduces exactly
 what an uninterrupted run would have done. So an interrupted experiment resumes by
 running the same command again.
 """
@@ -105,19 +107,28 @@ def collect_cell(cell: Cell, wall_s: float, compute: dict[str, Any]) -> CellResu
 
 
 def finished_result(cell: Cell) -> CellResult | None:
-    """The cell's result when its run finished with the same settings; None when it has not
-    finished; a `ConfigError` when a run of other settings finished in its folder (it would
-    be mixed into the results)."""
-    done = cell.out / CELL_FILE
-    if not done.exists():
-        return None
-    result = CellResult.from_dict(json.loads(done.read_text()))
-    if not cell.same_settings(result.settings):
-        raise ConfigError(
-            f"{cell.out} holds a finished run of another configuration of arm {cell.arm!r} (the experiment or its "
-            "base changed): delete that folder to rerun it, or set another output_dir"
-        )
-    return result
+    """The cell's result when its run finished with the same settings (in its folder, or as
+    its record beside the results); None when it has not finished; a `ConfigError` when a
+    run of other settings finished there (it would be mixed into the results)."""
+    for done in (cell.out / CELL_FILE, cell.record):
+        if done is None or not done.exists():
+            continue
+        result = CellResult.from_dict(json.loads(done.read_text()))
+        if not cell.same_settings(result.settings):
+            raise ConfigError(
+                f"{done} holds a finished run of another configuration of arm {cell.arm!r} (the experiment or its "
+                "base changed): delete it to rerun that run, or set another output_dir and results_dir"
+            )
+        return result
+    return None
+
+
+def _keep(cell: Cell, result: CellResult) -> None:
+    text = jsonio.dumps(result.to_dict(), indent=1)
+    (cell.out / CELL_FILE).write_text(text)
+    if cell.record is not None:
+        cell.record.parent.mkdir(parents=True, exist_ok=True)
+        cell.record.write_text(text)
 
 
 def run_cell(cell: Cell, label: str = "") -> CellResult:
@@ -125,6 +136,8 @@ def run_cell(cell: Cell, label: str = "") -> CellResult:
     `cell.json`; a finished cell of the same configuration is read back instead."""
     result = finished_result(cell)
     if result is not None:
+        if cell.record is not None and not cell.record.exists():
+            _keep(cell, result)  # a run that finished before records were kept
         return result
     from agentgym.trainers import build_trainer
 
@@ -139,13 +152,14 @@ def run_cell(cell: Cell, label: str = "") -> CellResult:
             f"stopped by {outcome['stopped']} in arm {cell.arm!r}, seed {cell.seed}: run the same command to resume"
         )
     result = collect_cell(cell, time.perf_counter() - t0, outcome["compute"])
-    (cell.out / CELL_FILE).write_text(jsonio.dumps(result.to_dict(), indent=1))
+    _keep(cell, result)
     return result
 
 
-def _run_cell_data(data: dict[str, Any], arm: str, seed: int, label: str) -> dict[str, Any]:
+def _run_cell_data(data: dict[str, Any], arm: str, seed: int, record: str | None, label: str) -> dict[str, Any]:
     """`run_cell` in a Ray task (plain data in and out)."""
-    return run_cell(Cell(arm, seed, from_dict(TrainConfig, data)), label).to_dict()
+    cell = Cell(arm, seed, from_dict(TrainConfig, data), Path(record) if record else None)
+    return run_cell(cell, label).to_dict()
 
 
 def run_experiment(
@@ -202,7 +216,7 @@ def _run_on_ray(experiment: Experiment, todo: list[Cell], report: Callable[[Cell
         init_ray(num_cpus=experiment.cfg.parallel * threads)
     try:
         task = ray.remote(num_cpus=threads)(_run_cell_data)
-        pending = {task.remote(to_dict(c.train), c.arm, c.seed, f"{c.arm} seed {c.seed}"): c for c in todo}
+        pending = {task.remote(to_dict(c.train), c.arm, c.seed, c.record and str(c.record), f"{c.arm} seed {c.seed}"): c for c in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             cell = pending.pop(ready[0])
