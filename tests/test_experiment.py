@@ -3,6 +3,7 @@ over seeds and tasks, and reproducible run by run."""
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def _csv(path: Path) -> list[dict]:
 
 
 def test_a_tiny_experiment_runs_end_to_end_at_equal_compute_and_writes_its_report(tmp_path, capsys):
-    path = write_experiment(tmp_path)
+    path = write_experiment(tmp_path, reward_range=[0, 1])
     assert main(["experiment", str(path)]) == 0
     results = tmp_path / "results"
     rows = _csv(results / "results.csv")
@@ -89,6 +90,18 @@ def test_a_tiny_experiment_runs_end_to_end_at_equal_compute_and_writes_its_repor
     for section in ("## Design", "## Success at the end of the budget", "## Differences between arms", "## Fits"):
         assert section in report
     assert "| short - curriculum |" in report
+    # The reward fits: bounded to the reward range, and flagged as not comparable across
+    # arms that trained at different horizons (short at 1, the curriculum at 1 then 3).
+    assert "bounded to the reward range [0, 1]" in report and "trained at different horizons" in report
+    fitted = [
+        line.split("|")[5]
+        for line in report.split("## Fits")[1].splitlines()
+        if line.startswith(("| short |", "| curriculum |")) and "no fit" not in line.split("|")[5]
+    ]
+    assert fitted
+    for cell in fitted:
+        value, low, high = (float(x) for x in re.findall(r"-?[\d.]+", cell))
+        assert 0 <= low <= value <= high <= 1, cell
     for png in ("success_vs_turns.png", "success_vs_compute.png", "reward_vs_compute.png"):
         assert (results / png).stat().st_size > 1000
     err = capsys.readouterr().err
@@ -155,7 +168,7 @@ def test_a_fresh_checkout_without_the_run_folders_goes_on_from_the_committed_cel
     assert [c.to_dict() for c in again] == [c.to_dict() for c in first]
     # A changed arm is refused against the record too, not mixed in.
     changed = write_experiment(tmp_path, seeds=[0], overrides={"optim.lr": 0.02})
-    with pytest.raises(ConfigError, match="seed-0.json holds a finished run of another configuration"):
+    with pytest.raises(ConfigError, match=r"seed-0\.json holds a finished run of another configuration"):
         run_experiment(load_experiment(changed), log=lambda s: None)
 
 
@@ -189,6 +202,7 @@ def test_reproduce_reruns_one_cell_and_compares_it_digit_for_digit(tmp_path, cap
         ({"budget": {"unit": "seconds", "total": 3}}, "budget.unit must be one of"),
         ({"eval": {"at": [0.5]}}, r"eval.at must include 1.0"),
         ({"seeds": [1, 1]}, "seeds must be distinct"),
+        ({"reward_range": [1, 0]}, r"reward_range must be \[low, high\] with low < high"),
     ],
 )
 def test_a_bad_experiment_file_is_one_line_naming_the_key(tmp_path, capsys, changes, message):
@@ -196,7 +210,6 @@ def test_a_bad_experiment_file_is_one_line_naming_the_key(tmp_path, capsys, chan
     assert main(["experiment", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
-    import re
 
     assert re.search(message, err), err
 

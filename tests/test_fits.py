@@ -230,3 +230,19 @@ def test_resamples_of_too_few_points_are_counted_as_failed_refits_and_warned_abo
     with pytest.warns(RuntimeWarning, match="bootstrap refits did not converge and were skipped"):
         fit = fit_compute_curve(c, [0.1, 0.2, 0.5, 0.6], r0=0.1, resamples=40)
     assert 0 < fit.failed < 40 and fit.to_dict()["failed_resamples"] == fit.failed
+
+
+def test_the_reward_asymptote_and_its_interval_stay_inside_the_reward_range_when_given():
+    # A curve still rising at the most compute: unbounded, its asymptote is past any reward
+    # a success rate can reach; bounded to [0, 1] it is not.
+    rng = np.random.default_rng(0)
+    c = np.repeat(np.geomspace(1e3, 1e5, 12), 3)
+    reward = 0.1 + 1.9 / (1 + (3e5 / c) ** 0.8) + rng.normal(0, 0.02, len(c))
+    run = np.tile([0, 1, 2], 12)
+    free = fit_compute_curve(c, reward, r0=0.1, groups=run, resamples=100)
+    assert free.asymptote.high > 1.0
+    bounded = fit_compute_curve(c, reward, r0=0.1, groups=run, resamples=100, reward_range=(0.0, 1.0))
+    a = bounded.asymptote
+    assert 0.0 <= a.low <= a.value <= a.high <= 1.0
+    with pytest.raises(ValueError, match="reward_range must be"):
+        fit_compute_curve(c, reward, r0=0.1, reward_range=(1.0, 0.0))

@@ -397,6 +397,7 @@ def fit_compute_curve(
     groups: Sequence[Any] | None = None,
     resamples: int = 1000,
     seed: int = 0,
+    reward_range: tuple[float, float] | None = None,
 ) -> ComputeCurveFit:
     """Fit ScaleRL's R(C) = R0 + (A - R0) / (1 + (C_mid / C)^B) to (compute, reward) points.
 
@@ -411,6 +412,9 @@ def fit_compute_curve(
             noise is its own (see the module docstring for the coverage of each).
         resamples: bootstrap resamples, each refitted.
         seed: of the bootstrap.
+        reward_range: the rewards the environment can give, (low, high): the asymptote A
+            and its interval stay inside it (a curve still rising at the last point
+            otherwise extrapolates to an A no policy can reach). None: unbounded.
 
     Example:
         >>> c = np.geomspace(1e9, 1e12, 20)
@@ -436,9 +440,15 @@ def fit_compute_curve(
     # Fitted as z = (R - R0) / scale = a / (1 + exp(-B (ln C - mu))), a = (A - R0) / scale.
     scale = float(np.max(np.abs(rs - r0))) or 1.0
     x, z = np.log(cs), (rs - r0) / scale
+    a_low, a_high = -np.inf, np.inf
+    if reward_range is not None:
+        low, high = map(float, reward_range)
+        if not low < high or not low <= r0 <= high:
+            raise ValueError(f"reward_range must be (low, high) with low < high around R0 = {r0:g}, got {reward_range}")
+        a_low, a_high = (low - r0) / scale, (high - r0) / scale
     bounds = (
-        [-np.inf, _SLOPE_BOUNDS[0], x.min() - _MIDPOINT_MARGIN],
-        [np.inf, _SLOPE_BOUNDS[1], x.max() + _MIDPOINT_MARGIN],
+        [a_low, _SLOPE_BOUNDS[0], x.min() - _MIDPOINT_MARGIN],
+        [a_high, _SLOPE_BOUNDS[1], x.max() + _MIDPOINT_MARGIN],
     )
     top = float(z[x >= np.quantile(x, 0.9)].mean())  # the scaled reward at the most compute
     fitted = _fit_logistic(x, z, [[top, 1.0, float(q)] for q in np.quantile(x, [0.5, 0.25, 0.75])], bounds)
@@ -455,13 +465,17 @@ def fit_compute_curve(
 
     params, draws = to_reward_units(fitted), to_reward_units(scaled)
 
-    def interval(value: float, column: np.ndarray, to: Callable[[Any], Any] = float) -> Interval:
+    def interval(
+        value: float, column: np.ndarray, to: Callable[[Any], Any] = float, clip: tuple[float, float] | None = None
+    ) -> Interval:
         """Widened in the fitted scale (A, ln B, ln C_mid: B and C_mid are positive and skewed)."""
         low, high = _widen(value, *_percentiles(column), widening)
+        if clip is not None:
+            low, high = max(low, clip[0]), min(high, clip[1])
         return Interval(float(to(value)), float(to(low)), float(to(high)))
 
     return ComputeCurveFit(
-        asymptote=interval(params[0], draws[:, 0]),
+        asymptote=interval(params[0], draws[:, 0], clip=reward_range and tuple(map(float, reward_range))),
         exponent=interval(math.log(params[1]), np.log(draws[:, 1]), np.exp),
         midpoint=interval(params[2], draws[:, 2], np.exp),
         r0=float(r0),

@@ -99,6 +99,9 @@ class ExperimentConfig:
     )
     bootstrap: int = help_field(2000, "bootstrap resamples of the intervals")
     fit: bool = help_field(True, "fit success@h and reward-vs-compute curves in the report")
+    reward_range: list[float] | None = help_field(
+        None, "[low, high]: the rewards the environment can give; bounds the fitted reward asymptote (null: unbounded)"
+    )
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -112,6 +115,12 @@ class ExperimentConfig:
                 raise ConfigError(f"arms.{arm} must be a mapping of dotted overrides, got {settings!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct integers, got {self.seeds}")
+        if self.reward_range is not None and (
+            len(self.reward_range) != 2 or not float(self.reward_range[0]) < float(self.reward_range[1])
+        ):
+            raise ConfigError(
+                f"reward_range must be [low, high] with low < high (e.g. [0, 1]), got {self.reward_range}"
+            )
         if self.parallel < 1:
             raise ConfigError(f"parallel must be >= 1, got {self.parallel}")
         self.output_dir = self.output_dir.format(name=self.name)

@@ -201,6 +201,18 @@ def _fits(res: Results, finals: dict[str, np.ndarray], B: int) -> tuple[list[str
              "(\"The Art of Scaling RL Compute\"; intervals resample seeds, or steps with one seed).", "",
              "| arm | success asymptote A | h at 50% success | slope k | reward asymptote | reward midpoint C_mid |",
              "|---|---|---|---|---|---|"]  # fmt: skip
+    if res.cfg.reward_range:
+        lines[2] += (
+            " The reward asymptote is bounded to the reward range "
+            f"[{', '.join(f'{x:g}' for x in res.cfg.reward_range)}]."
+        )
+    trained = {
+        arm: frozenset(r.get("horizon") for c in res.cells if c.arm == arm for r in c.training) for arm in res.arms
+    }
+    if len(set(trained.values())) > 1:
+        lines[2] += (" The arms trained at different horizons, so their training rewards measure different tasks "
+                     "(success within a different number of turns): compare arms by the evaluation above, not by the "
+                     "reward fits.")  # fmt: skip
     fits: dict[str, tuple[Any, Any]] = {}
     for arm in res.arms:
         row, f, g = [arm], None, None
@@ -216,6 +228,7 @@ def _fits(res: Results, finals: dict[str, np.ndarray], B: int) -> tuple[list[str
                 [r["reward_mean"] for _, r in train],
                 groups=[s for s, _ in train],
                 resamples=min(B, FIT_RESAMPLES),
+                reward_range=res.cfg.reward_range and tuple(res.cfg.reward_range),
             )
             row += [_interval(g.asymptote), _interval(g.midpoint, "{:.3g}")]
         except (ValueError, RuntimeError) as exc:

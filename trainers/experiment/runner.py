@@ -216,7 +216,10 @@ def _run_on_ray(experiment: Experiment, todo: list[Cell], report: Callable[[Cell
         init_ray(num_cpus=experiment.cfg.parallel * threads)
     try:
         task = ray.remote(num_cpus=threads)(_run_cell_data)
-        pending = {task.remote(to_dict(c.train), c.arm, c.seed, c.record and str(c.record), f"{c.arm} seed {c.seed}"): c for c in todo}
+        pending = {
+            task.remote(to_dict(c.train), c.arm, c.seed, c.record and str(c.record), f"{c.arm} seed {c.seed}"): c
+            for c in todo
+        }
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             cell = pending.pop(ready[0])
