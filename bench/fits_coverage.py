@@ -1,4 +1,4 @@
-"""Coverage of the curve fits' 95% intervals (agentgym/eval/fits.py), with many datasets.
+"""Coverage of the curve fits' 95% intervals (agentgym/eval/fits/), with many datasets.
 
 The same checks as tests/test_fits.py (its data generators, drawn from the models with
 known parameters), at a size that measures coverage to about +-1%: per parameter, the
