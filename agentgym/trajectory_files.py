@@ -18,7 +18,7 @@ from agentgym import jsonio
 from agentgym.errors import UserError
 from agentgym.trajectory import END_REASONS, Trajectory
 
-__all__ = ["TrajectoryFileError", "load_trajectories", "save_trajectories"]
+__all__ = ["TrajectoryFileError", "load_trajectories", "save_trajectories", "trajectory_from_row"]
 
 
 class TrajectoryFileError(UserError, ValueError):
@@ -79,6 +79,15 @@ def load_trajectories(path: str | Path, *, skip_bad: bool = False) -> list[Traje
             file=sys.stderr,
         )
     return out
+
+
+def trajectory_from_row(row: Any, where: str) -> Trajectory:
+    """One trajectory from its JSON object (a file's line or row), checked as
+    `load_trajectories` checks it; a `TrajectoryFileError` naming `where` otherwise."""
+    try:
+        return Trajectory.from_dict(_checked(row))
+    except TrajectoryFileError as exc:
+        raise TrajectoryFileError(f"{where}: {exc}") from None
 
 
 def _jsonl_rows(path: Path):

@@ -1,0 +1,59 @@
+"""`agentgym view PATH [PATH ...]`: browse runs, episodes, turns and tokens in a browser.
+
+    agentgym view runs/quickstart                 # a train run: curves, evaluations, episodes
+    agentgym view runs/eval-a runs/eval-b         # several runs: success vs turns overlaid
+    agentgym view runs/eval/trajectories.jsonl    # one trajectory file (JSONL or Parquet)
+    agentgym view runs/ --port 8765               # a fixed port (default: a free one)
+
+It serves on 127.0.0.1 (another interface only with --host), read-only, and only the files
+under the paths given. A large trajectory file is indexed once (cached in
+$AGENTGYM_CACHE/view, never in the run folder) and then opens in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentgym.errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "view",
+        help="browse runs, episodes, turns and tokens in a local web page",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="run folders (eval, train, experiment) or trajectory files")
+    p.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="the interface to listen on (default 127.0.0.1: this machine only)"
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentgym.view import Viewer, make_server
+
+    try:
+        viewer = Viewer(args.paths)
+    except FileNotFoundError as exc:
+        raise UserError(f"agentgym view: {exc}") from None
+    try:
+        server = make_server(viewer, args.host, args.port)
+    except OSError as exc:
+        raise UserError(
+            f"agentgym view: cannot listen on {args.host}:{args.port} ({exc.strerror}): try another --port"
+        ) from None
+    host, port = server.server_address[:2]
+    runs = len(viewer.runs)
+    print(f"agentgym view: {runs} run(s), {len(viewer.loose)} other trajectory file(s)", file=sys.stderr)
+    print(f"serving on http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

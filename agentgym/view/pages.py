@@ -1,0 +1,535 @@
+"""The viewer's pages as HTML strings: runs, a run, the episode table, one episode, its
+tokens, and one task's episodes side by side.
+
+Everything a run or a model wrote is escaped before it is put in a page (`e`); the pages
+carry no script at all, so a reply that contains `<script>` is text and nothing runs.
+Filters, sorting and paging are plain links and GET forms, so every view has a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+
+from agentgym.trajectory import Trajectory
+from agentgym.view.index import COLUMNS, EpisodeIndex
+from agentgym.view.sources import Roots, Run
+from agentgym.view.svg import Series, line_chart
+
+__all__ = ["PAGE_SIZE", "compare_page", "episode_page", "home_page", "run_page", "table_page", "tokens_page"]
+
+PAGE_SIZE = 50
+#: The table's filters (query parameters).
+FILTERS = ("task", "horizon", "end_reason", "success", "min_reward", "max_reward")
+#: The table's columns, in order, with their headings.
+TABLE = (
+    ("task_id", "task"),
+    ("sample", "sample"),
+    ("horizon", "horizon"),
+    ("end_reason", "end reason"),
+    ("reward", "reward"),
+    ("turns", "turns"),
+    ("generated_tokens", "generated"),
+    ("tokens", "tokens"),
+    ("tool_calls", "tool calls"),
+    ("invalid_actions", "invalid"),
+)
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 40px;color:#222}
+header{border-bottom:1px solid #ddd;padding:10px 0;margin-bottom:12px}
+header a{margin-right:12px}
+a{color:#1f5fa8;text-decoration:none} a:hover{text-decoration:underline}
+table{border-collapse:collapse} td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+th a{color:inherit} .num{text-align:right;font-variant-numeric:tabular-nums}
+.charts{display:flex;flex-wrap:wrap;gap:12px} .chart text{font-size:11px;fill:#333} .chart .title{font-size:13px}
+.msg{border:1px solid #ddd;border-radius:6px;margin:8px 0;padding:6px 10px}
+.msg pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;font:13px/1.4 ui-monospace,monospace}
+.role{font-weight:600;font-size:12px;color:#555} .system{background:#f6f6f6} .user{background:#f3f8ff}
+.assistant{background:#f4fbf2} .summary{background:#fff7e0;border-color:#e0b840}
+.boundary{border-top:3px dashed #e0b840;margin:14px 0 4px;color:#8a6d10;font-size:12px}
+.badge{display:inline-block;border-radius:4px;padding:0 6px;margin-left:6px;font-size:12px;background:#eee}
+.success{background:#d8f0d2} .failure,.aborted{background:#f8d7d7} .over_turn,.overlong{background:#fbe8c8}
+.error{background:#fde2e2;border:1px solid #e99;padding:8px;white-space:pre-wrap}
+.tokens span{white-space:pre-wrap;font:12px/1.9 ui-monospace,monospace;border-radius:2px;padding:1px 0}
+.tokens .p{color:#888} .tokens .e{background:#eef2f7} .tokens .g{outline:1px solid #4a4}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+form.filters{margin:8px 0} form.filters input,form.filters select{margin-right:8px}
+dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 12px} dl.meta dt{color:#666}
+"""
+
+
+def e(value: Any) -> str:
+    """Escaped text for HTML (quotes included, for attributes)."""
+    return escape(str(value), quote=True)
+
+
+def page(title: str, body: str, roots: Roots | None = None) -> str:
+    nav = '<header><a href="/">runs</a></header>'
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{e(title)} · agentgym view</title>'
+        f"<style>{CSS}</style></head><body>{nav}<h1>{e(title)}</h1>{body}</body></html>"
+    )
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float | np.floating):
+        return "" if not math.isfinite(v) else f"{v:.3g}"
+    return e(v)
+
+
+# ---------------------------------------------------------------------- runs
+
+
+def _success_series(label: str, results: dict[str, Any]) -> Series:
+    rows = results.get("horizons") or []
+    return Series(
+        label,
+        [r.get("horizon") for r in rows],
+        [r.get("success") for r in rows],
+        [r.get("success_ci_low") for r in rows],
+        [r.get("success_ci_high") for r in rows],
+    )
+
+
+def _success_chart(series: list[Series], title: str = "success vs turns") -> str:
+    return line_chart(series, title=title, xlabel="turn budget h", ylabel="success@h", y_range=(0.0, 1.0))
+
+
+def home_page(roots: Roots, runs: list[Run], loose: list[Path]) -> str:
+    evals = [r for r in runs if r.kind == "eval"]
+    series = []
+    for r in evals[:9]:
+        results = r.results()
+        if results:
+            series.append(_success_series(_run_label(roots, r), results))
+    body = [f'<div class="charts">{_success_chart(series, "success vs turns (runs overlaid)")}</div>'] if series else []
+    body.append("<table><tr><th>run</th><th>kind</th><th>trajectory files</th><th>summary</th></tr>")
+    for r in runs:
+        files = ", ".join(f'<a href="{e(roots.url(p))}">{e(p.name)}</a>' for p in r.trajectories[:6])
+        more = f" (+{len(r.trajectories) - 6})" if len(r.trajectories) > 6 else ""
+        body.append(
+            f'<tr><td><a href="{e(roots.url(r.path))}">{e(_run_label(roots, r))}</a></td><td>{e(r.kind)}</td>'
+            f"<td>{files}{e(more)}</td><td>{_run_summary(r)}</td></tr>"
+        )
+    for p in loose:
+        body.append(
+            f'<tr><td><a href="{e(roots.url(p))}">{e(p.name)}</a></td><td>trajectories</td><td></td><td></td></tr>'
+        )
+    body.append("</table>")
+    if not runs and not loose:
+        body.append("<p>No runs or trajectory files found under the paths given.</p>")
+    return page("agentgym runs", "".join(body))
+
+
+def _run_label(roots: Roots, run: Run) -> str:
+    for root in roots.paths:
+        if run.path == root:
+            return root.name
+        if root in run.path.parents:
+            return f"{root.name}/{run.path.relative_to(root).as_posix()}"
+    return run.name
+
+
+def _run_summary(run: Run) -> str:
+    if run.kind == "eval":
+        results = run.results() or {}
+        rows = results.get("horizons") or []
+        if rows:
+            last = rows[-1]
+            return e(f"{results.get('env', '')}: success@{last.get('horizon')} = {_num(last.get('success'))}")
+    if run.kind == "train":
+        m = [r for r in run.metrics() if "reward_mean" in r]
+        if m:
+            return e(f"{len(m)} steps, last reward {_num(m[-1]['reward_mean'])}")
+    if run.kind == "experiment":
+        return e(f"{len({r['arm'] for r in run.experiment_rows()})} arms")
+    return ""
+
+
+def run_page(roots: Roots, run: Run) -> str:
+    body = [f"<p>{e(run.kind)} run at <code>{e(run.path)}</code></p>"]
+    charts = []
+    if run.kind == "eval":
+        results = run.results() or {}
+        charts.append(_success_chart([_success_series("success", results)]))
+        body.append(_results_table(results))
+    if run.kind == "train":
+        records = [r for r in run.metrics() if "reward_mean" in r and "eval_at" not in r]
+        steps = [r.get("step") for r in records]
+        for key, label in (
+            ("reward_mean", "reward"),
+            ("success_rate", "success"),
+            ("invalid_action_rate", "invalid actions"),
+            ("horizon", "horizon"),
+        ):
+            charts.append(line_chart([Series(label, steps, [r.get(key) for r in records])], title=label, xlabel="step"))
+        series = []
+        for folder in run.evals[-9:]:
+            results = _results_of(folder)
+            if results:
+                series.append(_success_series(folder.name, results))
+        if series:
+            charts.insert(0, _success_chart(series, "evaluations: success vs turns"))
+        if run.evals:
+            body.append(
+                "<p>Evaluations: "
+                + ", ".join(f'<a href="{e(roots.url(f))}">{e(f.name)}</a>' for f in run.evals)
+                + "</p>"
+            )
+    if run.kind == "experiment":
+        rows = run.experiment_rows()
+        end = max((float(r["point"]) for r in rows), default=1.0)
+        series = []
+        for arm in dict.fromkeys(r["arm"] for r in rows):
+            by_h: dict[float, list[float]] = {}
+            for r in rows:
+                if r["arm"] == arm and float(r["point"]) == end:
+                    by_h.setdefault(float(r["horizon"]), []).append(float(r["success"]))
+            hs = sorted(by_h)
+            series.append(Series(f"{arm} (mean of {len(by_h[hs[0]]) if hs else 0} seeds)", hs,
+                                 [float(np.mean(by_h[h])) for h in hs]))  # fmt: skip
+        charts.append(_success_chart(series, "success vs turns at the end of the budget"))
+        if (run.path / "report.md").exists():
+            body.append(f'<p><a href="{e(roots.url(run.path / "report.md"))}">report.md</a></p>')
+    body.insert(1, f'<div class="charts">{"".join(charts)}</div>')
+    if run.trajectories:
+        body.append("<h2>Trajectory files</h2><ul>")
+        body += [f'<li><a href="{e(roots.url(p))}">{e(p.relative_to(run.path))}</a></li>' for p in run.trajectories]
+        body.append("</ul>")
+    return page(_run_label(roots, run), "".join(body))
+
+
+def _results_of(folder: Path) -> dict[str, Any] | None:
+    from agentgym.view.sources import read_json
+
+    return read_json(folder / "results.json")
+
+
+def _results_table(results: dict[str, Any]) -> str:
+    rows = results.get("horizons") or []
+    keys = [k for k in ("horizon", "episodes", "success", "success_ci_low", "success_ci_high", "mean_turns",
+                        "cap_hit_rate", "invalid_action_rate", "tokens_per_episode") if rows and k in rows[0]]  # fmt: skip
+    out = ["<table><tr>", *(f"<th>{e(k)}</th>" for k in keys), "</tr>"]
+    for r in rows:
+        out += ["<tr>", *(f'<td class="num">{_num(r.get(k))}</td>' for k in keys), "</tr>"]
+    out.append("</table>")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------- the episode table
+
+
+def _query(base: dict[str, Any], **changes: Any) -> str:
+    q = {k: v for k, v in {**base, **changes}.items() if v not in (None, "")}
+    return "?" + urlencode(q)
+
+
+def table_page(url: str, index: EpisodeIndex, query: dict[str, str]) -> str:
+    """The episodes of a trajectory file, filtered, sorted and paged by the query."""
+    f = _filters(query)
+    sort = query.get("sort", "")
+    try:
+        rows = index.select(sort=sort, **f)
+    except KeyError:
+        rows, sort = index.select(**f), ""
+    page_no = max(int(query.get("page", "0") or 0) if query.get("page", "0").isdigit() else 0, 0)
+    pages = max(math.ceil(len(rows) / PAGE_SIZE), 1)
+    page_no = min(page_no, pages - 1)
+    shown = rows[page_no * PAGE_SIZE : (page_no + 1) * PAGE_SIZE]
+    base = {
+        k: v for k, v in query.items() if k in ("task", "horizon", "end_reason", "min_reward", "max_reward", "sort")
+    }
+    c = index.columns
+    reasons = index.counts("end_reason")
+    horizons = sorted(int(h) for h in index.counts("horizon"))
+    out = [f"<p>{len(index)} episodes in <code>{e(index.path.name)}</code>"]
+    if index.skipped:
+        out.append(f" ({index.skipped} unreadable lines left out)")
+    out.append(f"; {len(rows)} match.</p>")
+    out.append(_filter_form(query, reasons, horizons))
+    out.append('<table id="episodes"><tr><th>#</th>')
+    for name, heading in TABLE:
+        arrow = " ▲" if sort == name else " ▼" if sort == f"-{name}" else ""
+        flip = f"-{name}" if sort == name else name
+        out.append(f'<th><a href="{e(_query(base, sort=flip))}">{e(heading)}{arrow}</a></th>')
+    out.append("</tr>")
+    for i in shown:
+        i = int(i)
+        out.append(f'<tr><td><a href="{e(_query({}, episode=i))}">{i}</a></td>')
+        for name, _ in TABLE:
+            v = c[name][i]
+            cls = f' class="badge {e(v)}"' if name == "end_reason" else ""
+            value = f"<span{cls}>{e(v)}</span>" if cls else _num(v.item() if hasattr(v, "item") else v)
+            out.append(f'<td class="{"num" if COLUMNS[name] != "U" else ""}">{value}</td>')
+        out.append("</tr>")
+    out.append("</table>")
+    nav = []
+    if page_no > 0:
+        nav.append(f'<a href="{e(_query(base, page=page_no - 1))}" rel="prev">previous</a>')
+    nav.append(f"page {page_no + 1} of {pages}")
+    if page_no + 1 < pages:
+        nav.append(f'<a href="{e(_query(base, page=page_no + 1))}" rel="next">next</a>')
+    out.append(f'<p class="pager">{" · ".join(nav)}</p>')
+    return page(f"Episodes: {index.path.name}", "".join(out))
+
+
+def _filters(query: dict[str, str]) -> dict[str, Any]:
+    def number(key: str, kind: type) -> Any:
+        try:
+            return kind(query[key]) if query.get(key, "") != "" else None
+        except ValueError:
+            return None
+
+    return {
+        "task": query.get("task", ""),
+        "horizon": number("horizon", int),
+        "end_reason": query.get("end_reason", ""),
+        "success": {"yes": True, "no": False}.get(query.get("success", "")),
+        "min_reward": number("min_reward", float),
+        "max_reward": number("max_reward", float),
+    }
+
+
+def _filter_form(query: dict[str, str], reasons: dict[str, int], horizons: list[int]) -> str:
+    def option(value: str, label: str, current: str) -> str:
+        sel = " selected" if value == current else ""
+        return f'<option value="{e(value)}"{sel}>{e(label)}</option>'
+
+    reason_opts = option("", "any end reason", query.get("end_reason", "")) + "".join(
+        option(r, f"{r} ({n})", query.get("end_reason", "")) for r, n in reasons.items()
+    )
+    horizon_opts = option("", "any horizon", query.get("horizon", "")) + "".join(
+        option(str(h), f"h={h}", query.get("horizon", "")) for h in horizons
+    )
+    success_opts = "".join(
+        option(v, label, query.get("success", "")) for v, label in (("", "any outcome"), ("yes", "succeeded"),
+                                                                     ("no", "failed (any end reason but success)"))
+    )  # fmt: skip
+    return (
+        '<form class="filters" method="get">'
+        f'<input name="task" placeholder="task id contains" value="{e(query.get("task", ""))}">'
+        f'<select name="horizon">{horizon_opts}</select>'
+        f'<select name="success">{success_opts}</select>'
+        f'<select name="end_reason">{reason_opts}</select>'
+        f'<input name="min_reward" size="6" placeholder="reward ≥" value="{e(query.get("min_reward", ""))}">'
+        f'<input name="max_reward" size="6" placeholder="reward ≤" value="{e(query.get("max_reward", ""))}">'
+        f'<input type="hidden" name="sort" value="{e(query.get("sort", ""))}">'
+        '<button type="submit">filter</button> <a href="?">clear</a></form>'
+    )
+
+
+# ---------------------------------------------------------------------- one episode
+
+
+def _meta(traj: Trajectory, i: int) -> str:
+    items = [
+        ("env", traj.env_id),
+        ("task", traj.task_id),
+        ("sample", traj.sample),
+        ("horizon", traj.horizon),
+        ("end reason", traj.end_reason),
+        ("reward", _num(float(traj.reward))),
+        ("turns", traj.turns),
+        ("generated tokens", traj.generated_tokens),
+        ("tokens", traj.total_tokens),
+        ("tool calls", traj.tool_calls),
+        ("invalid actions", traj.invalid_actions),
+        ("summaries", traj.summaries),
+        ("segments", len(traj.segments)),
+    ]
+    out = ['<dl class="meta">']
+    for k, v in items:
+        cls = f' class="badge {e(v)}"' if k == "end reason" else ""
+        out.append(f"<dt>{e(k)}</dt><dd><span{cls}>{e(v)}</span></dd>")
+    out.append("</dl>")
+    return "".join(out)
+
+
+def _links(i: int, traj: Trajectory, n: int, current: str) -> str:
+    views = [("episode", _query({}, episode=i)), ("tokens", _query({}, episode=i, view="tokens")),
+             ("other samples of this task", _query({}, task=traj.task_id, view="compare", episode=i))]  # fmt: skip
+    out = [f'<a href="{e(u)}">{e(label)}</a>' if label != current else f"<b>{e(label)}</b>" for label, u in views]
+    if i > 0:
+        out.append(
+            f'<a href="{e(_query({}, episode=i - 1, view=current if current == "tokens" else ""))}">← previous</a>'
+        )
+    if i + 1 < n:
+        out.append(f'<a href="{e(_query({}, episode=i + 1, view=current if current == "tokens" else ""))}">next →</a>')
+    out.append('<a href="?">all episodes</a>')
+    return f'<p class="links">{" · ".join(out)}</p>'
+
+
+def conversation(traj: Trajectory, anchor_prefix: str = "") -> str:
+    """The conversation turn by turn: each reply with its turn's reward, tokens, tool calls
+    and validity; summaries and the context resets after them marked."""
+    by_message: dict[int, tuple[int, Any]] = {}
+    first_of_segment: dict[int, int] = {}
+    for si, seg in enumerate(traj.segments):
+        for span in seg.spans:
+            if span.message is not None:
+                by_message[span.message] = (si, span)
+                first_of_segment.setdefault(si, span.message)
+    resets = {m: si for si, m in first_of_segment.items() if si > 0}
+    out = []
+    assistant_seen = 0
+    for m, msg in enumerate(traj.messages):
+        role = str(msg.get("role", "?"))
+        text = str(msg.get("content", ""))
+        if m in resets:
+            out.append(
+                f'<div class="boundary">segment {resets[m] + 1} begins: from here the model sees its prompt and '
+                "the summary, not the turns above</div>"
+            )
+        label, cls, anchor, details = role, role, "", ""
+        if role == "assistant":
+            seg_span = by_message.get(m)
+            span = seg_span[1] if seg_span else None
+            if span is not None and span.kind == "summary":
+                label, cls = "summary", "assistant summary"
+            else:
+                turn = span.turn if span is not None else None
+                if turn is None and span is None and assistant_seen < len(traj.turn_rewards):
+                    turn = assistant_seen  # a record without message indices: replies in order
+                if turn is not None:
+                    label = f"turn {turn + 1} · action"
+                    anchor = f' id="{anchor_prefix}turn-{turn + 1}"'
+                    details = _turn_details(traj, turn)
+                else:
+                    label = "action (not answered: the episode ended)"
+                assistant_seen += 1
+        elif m == 0 and role == "system":
+            label = "system prompt"
+        elif m == 1:
+            label = "task"
+        elif role in ("user", "tool"):
+            label = "observation"
+        out.append(
+            f'<div class="msg {e(cls)}"{anchor}><span class="role">{e(label)}</span>{details}<pre>{e(text)}</pre></div>'
+        )
+    return "".join(out)
+
+
+def _turn_details(traj: Trajectory, t: int) -> str:
+    bits = []
+    if t < len(traj.turn_rewards):
+        bits.append(f"reward {_num(float(traj.turn_rewards[t]))}")
+    if t < len(traj.turn_tokens):
+        bits.append(f"{traj.turn_tokens[t]} tokens")
+    if t < len(traj.turn_tool_calls):
+        before = traj.turn_tool_calls[t - 1] if t > 0 else 0
+        calls = traj.turn_tool_calls[t] - before
+        if calls:
+            bits.append(f"{calls} tool call{'s' if calls != 1 else ''}")
+    if t < len(traj.turn_invalid) and traj.turn_invalid[t]:
+        bits.append("invalid action")
+    return "".join(f'<span class="badge">{e(b)}</span>' for b in bits)
+
+
+def episode_page(url: str, index: EpisodeIndex, i: int) -> str:
+    traj = index.episode(i)
+    out = [_links(i, traj, len(index), "episode"), _meta(traj, i)]
+    if traj.error:
+        out.append(f'<h2>Error</h2><div class="error">{e(traj.error)}</div>')
+    if traj.retokenized:
+        out.append("<p>Some replies' tokens are the local tokenizer's reading of a server's text.</p>")
+    out.append("<h2>Conversation</h2>" + conversation(traj))
+    if traj.info:
+        out.append(f"<h2>Last env info</h2><pre>{e(json.dumps(traj.info, indent=1, default=str))}</pre>")
+    return page(f"Episode {i}: {traj.task_id}", "".join(out))
+
+
+# ---------------------------------------------------------------------- tokens
+
+
+def _heat(logprob: float) -> str:
+    """Green when the sampled token was likely, red when it was a surprise."""
+    if not math.isfinite(logprob):
+        return "#ddd"
+    p = math.exp(min(logprob, 0.0))
+    return f"hsl({int(120 * p)} 70% 82%)"
+
+
+def tokens_page(url: str, index: EpisodeIndex, i: int, tokenizer: Any, why: str = "") -> str:
+    """Each segment's tokens: the prompt, then generated tokens (the loss mask's 1s, with
+    their log-prob as a heat map where recorded) and env tokens; ids when no tokenizer."""
+    traj = index.episode(i)
+    out = [_links(i, traj, len(index), "tokens")]
+    out.append(
+        '<p>Key: <span class="tokens"><span class="p">prompt</span> <span class="e">env tokens (loss mask 0)</span> '
+        '<span class="g" style="background:hsl(120 70% 82%)">generated, likely</span> '
+        '<span class="g" style="background:hsl(0 70% 82%)">generated, unlikely</span></span>; hover a token for '
+        "its id and log-prob.</p>"
+    )
+    if tokenizer is None:
+        out.append(f"<p>Token ids shown: the run's tokenizer could not be loaded offline ({e(why)}).</p>")
+    has_lp = any(any(lp != 0.0 for lp in seg.logprobs) for seg in traj.segments)
+    if not has_lp:
+        out.append("<p>No log-probs were recorded for this episode's replies.</p>")
+    decode = _decoder(tokenizer)
+    for si, seg in enumerate(traj.segments):
+        gen = sum(seg.loss_mask)
+        out.append(
+            f"<h2>Segment {si + 1} ({e(seg.kind)}): {len(seg.prompt_ids)} prompt, {len(seg.completion_ids)} "
+            f'completion tokens, {gen} trained</h2><div class="tokens seg">'
+        )
+        out += [f'<span class="p" title="id {t}">{e(decode(t))}</span>' for t in seg.prompt_ids]
+        for t, m, lp in zip(seg.completion_ids, seg.loss_mask, seg.logprobs, strict=False):
+            if m:
+                tip = f"id {t}, log-prob {lp:.3f}" if has_lp else f"id {t}"
+                style = f' style="background:{_heat(lp)}"' if has_lp else ""
+                out.append(f'<span class="g"{style} title="{e(tip)}">{e(decode(t))}</span>')
+            else:
+                out.append(f'<span class="e" title="id {t}">{e(decode(t))}</span>')
+        out.append("</div>")
+    return page(f"Tokens of episode {i}: {traj.task_id}", "".join(out))
+
+
+def _decoder(tokenizer: Any):
+    if tokenizer is None:
+        return lambda t: f"[{t}]"
+    cache: dict[int, str] = {}
+
+    def decode(t: int) -> str:
+        if t not in cache:
+            try:
+                cache[t] = tokenizer.decode([t])
+            except Exception:  # an id outside the vocabulary: show the id
+                cache[t] = f"[{t}]"
+        return cache[t]
+
+    return decode
+
+
+# ---------------------------------------------------------------------- compare
+
+
+def compare_page(url: str, index: EpisodeIndex, task: str, picked: list[int]) -> str:
+    """One task's episodes side by side: the two given (`a`, `b`), else its first two."""
+    same = [int(i) for i in np.flatnonzero(index.columns["task_id"] == task)]
+    chosen = [i for i in picked if 0 <= i < len(index)][:2]
+    for i in same:
+        if len(chosen) >= 2:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    out = [f"<p>{len(same)} episodes of task <code>{e(task)}</code> in this file: "]
+    out.append(", ".join(f'<a href="{e(_query({}, episode=i))}">#{i}</a>' for i in same[:40]))
+    out.append("</p>")
+    if len(chosen) < 2:
+        out.append("<p>Only one episode of this task: nothing to compare it with.</p>")
+    cols = []
+    for k, i in enumerate(chosen):
+        traj = index.episode(i)
+        cols.append(
+            f'<div><h2><a href="{e(_query({}, episode=i))}">#{i}</a> sample {traj.sample}, h={traj.horizon}</h2>'
+            f"{_meta(traj, i)}{conversation(traj, anchor_prefix=f'{k}-')}</div>"
+        )
+    out.append(f'<div class="cols">{"".join(cols)}</div>')
+    return page(f"Compare: {task}", "".join(out))

@@ -1,0 +1,253 @@
+"""`agentgym view`: runs, the episode table, one episode, its tokens and deep links, in a
+real Chromium; model output shown as text, never run; nothing outside the served paths."""
+
+import http.client
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from agentgym.config import EvalConfig, load_config
+from agentgym.eval import evaluate
+from agentgym.policy import ScriptedPolicy
+from agentgym.trajectory import load_trajectories, save_trajectories
+from agentgym.view import EpisodeIndex, Viewer, make_server
+from tests.test_rollout import bisect
+from tests.test_train_support import tiny_config
+
+INJECTED = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+
+
+_starts = itertools.count()
+
+
+def agent(msgs):
+    """Bisection, but every third episode's first reply is an injection attempt."""
+    if not any(m["role"] == "assistant" for m in msgs) and next(_starts) % 3 == 0:
+        return INJECTED
+    return bisect(msgs)
+
+
+class LogprobPolicy(ScriptedPolicy):
+    """Scripted replies with made-up log-probs (-0.0, -0.5, -1.0, ... per token), so the
+    token view has a heat map to draw."""
+
+    def generate(self, prompts, params, messages=None):
+        out = super().generate(prompts, params, messages)
+        for g in out:
+            g.logprobs = [-0.5 * (k % 6) for k in range(len(g.token_ids))]
+        return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, smol_tokenizer):
+    root = tmp_path_factory.mktemp("view") / "runs"
+    cfg = load_config(
+        None,
+        EvalConfig,
+        [f"output_dir={root / 'eval'}", "env.num_tasks=12", "samples_per_task=2", "horizons=[1,2,3,4]",
+         "progress=false"],
+    )  # fmt: skip
+    evaluate(cfg, LogprobPolicy(smol_tokenizer, agent))
+    from agentgym.trainers import build_trainer
+
+    train = tiny_config(root / "train", "steps=2", "eval.at_end=true", "eval.horizons=[1,2]", "eval.num_tasks=4")
+    build_trainer(train).train()
+    trajs = load_trajectories(root / "eval" / "trajectories.jsonl")
+    save_trajectories(trajs, root / "loose" / "episodes.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(runs, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("view-cache")
+    viewer = Viewer([runs], cache=cache)
+    srv = make_server(viewer)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", cache
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from agentgym.envs.web.browser import CHROMIUM, LAUNCH_ARGS
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=list(LAUNCH_ARGS))
+        yield b
+        b.close()
+
+
+def _raw_get(base: str, path: str, method: str = "GET") -> tuple[int, str]:
+    """A request with the path exactly as given (a browser or urllib would normalise `..`)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    conn.endheaders()
+    resp = conn.getresponse()
+    return resp.status, resp.read().decode("utf-8", "replace")
+
+
+def test_browse_a_run_filter_to_failures_open_an_episode_its_tokens_and_a_deep_link(server, browser, runs):
+    base, _ = server
+    page = browser.new_page()
+    page.goto(base + "/")
+    assert page.locator("svg.chart").count() >= 1  # success vs turns of the runs, overlaid
+    page.get_by_role("link", name="runs/eval", exact=True).click()
+    assert "success vs turns" in page.locator("svg.chart").first.inner_html()
+    assert page.locator("table").first.inner_text().count("\n") == 4  # a row per horizon (1-4)
+    page.get_by_role("link", name="trajectories.jsonl").click()
+    rows = page.locator("#episodes tr")
+    assert rows.count() == 1 + 24  # heading + 12 tasks x 2 samples
+    page.select_option("select[name=success]", "no")
+    page.get_by_role("button", name="filter").click()
+    assert "success=no" in page.url
+    reasons = page.locator("#episodes tr td:nth-child(5)").all_inner_texts()
+    trajs = load_trajectories(runs / "eval" / "trajectories.jsonl")
+    assert reasons and "success" not in reasons
+    assert len(reasons) == sum(not t.success for t in trajs)
+    page.select_option("select[name=end_reason]", "over_turn")
+    page.get_by_role("button", name="filter").click()
+    assert set(page.locator("#episodes tr td:nth-child(5)").all_inner_texts()) == {"over_turn"}
+    # Sorted by turns, most first: the heading is a link.
+    page.get_by_role("link", name="turns").click()
+    page.get_by_role("link", name="turns ▲").click()
+    turns = [int(t) for t in page.locator("#episodes tr td:nth-child(7)").all_inner_texts()]
+    assert turns == sorted(turns, reverse=True) and "end_reason=over_turn" in page.url
+    # One episode: its conversation turn by turn.
+    first = page.locator("#episodes tr td:first-child a").first
+    i = int(first.inner_text())
+    first.click()
+    assert f"episode={i}" in page.url
+    traj = trajs[i]
+    assert page.locator(".msg").count() == len(traj.messages)
+    assert page.locator("#turn-1 .role").inner_text() == "turn 1 · action"
+    assert page.locator("dl.meta").inner_text().count(traj.task_id) == 1
+    # Its tokens: generated (loss mask 1, heat-mapped by log-prob) and env tokens, decoded.
+    page.get_by_role("link", name="tokens").click()
+    generated = page.locator(".seg .g")
+    assert generated.count() == sum(sum(s.loss_mask) for s in traj.segments)
+    assert page.locator(".seg .e").count() == sum(len(s.loss_mask) - sum(s.loss_mask) for s in traj.segments)
+    assert "log-prob -0.500" in generated.nth(1).get_attribute("title")
+    assert "hsl(" in generated.nth(1).get_attribute("style")
+    text = "".join(generated.all_inner_texts())
+    assert traj.messages[2]["content"][:10] in text  # the first reply, decoded by the run's tokenizer
+    # A deep link to a turn opens the episode scrolled to it.
+    deep = f"{base}/r/0/eval/trajectories.jsonl?episode={i}#turn-{traj.turns}"
+    page.set_viewport_size({"width": 900, "height": 300})
+    page.goto(deep)
+    assert page.locator(f"#turn-{traj.turns}").is_visible()
+    box = page.locator(f"#turn-{traj.turns}").bounding_box()
+    assert box is not None and -1 <= box["y"] < 300  # scrolled into view
+    page.close()
+
+
+def test_a_reply_with_script_is_shown_as_text_and_never_run(server, browser, runs):
+    base, _ = server
+    trajs = load_trajectories(runs / "eval" / "trajectories.jsonl")
+    i = next(k for k, t in enumerate(trajs) if any(m["content"] == INJECTED for m in t.messages))
+    url = f"{base}/r/0/eval/trajectories.jsonl?episode={i}"
+    status, html = _raw_get(base, url.removeprefix(base))
+    assert status == 200 and "<script>document.title" not in html and "&lt;script&gt;document.title" in html
+    page = browser.new_page()
+    page.goto(url)
+    assert page.title() != "pwned"
+    assert INJECTED in page.locator(".msg.assistant pre").first.inner_text()
+    page.goto(url + "&view=tokens")  # the token view escapes each token's text too
+    assert page.title() != "pwned"
+    page.close()
+
+
+def test_paths_outside_the_served_folders_are_refused(server, runs, tmp_path):
+    base, _ = server
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    link = runs / "eval" / "escape.txt"
+    link.symlink_to(outside)
+    try:
+        for path in ("/r/0/../../../../etc/passwd", "/r/0/%2e%2e/%2e%2e/etc/passwd", "/r/0/eval/..%2f..%2fx",
+                     "/r/0/eval/escape.txt", "/r/7/x", "/r/0//etc/passwd", "/etc/passwd"):  # fmt: skip
+            status, body = _raw_get(base, path)
+            assert status in (403, 404), path
+            assert "secret" not in body and "root:" not in body
+        assert _raw_get(base, "/r/0/eval/results.json")[0] == 200
+        assert _raw_get(base, "/r/0/eval/results.json", method="POST")[0] == 405  # read-only
+    finally:
+        link.unlink()
+
+
+def test_the_index_is_cached_outside_the_run_folder_and_rebuilt_when_the_file_changes(server, runs, tmp_path):
+    base, cache = server
+    before = sorted(p.name for p in (runs / "eval").iterdir())
+    assert _raw_get(base, "/r/0/eval/trajectories.jsonl")[0] == 200
+    assert sorted(p.name for p in (runs / "eval").iterdir()) == before  # the server wrote nothing there
+    assert list(cache.glob("*.npz"))
+    copy = tmp_path / "t.jsonl"
+    shutil.copy(runs / "eval" / "trajectories.jsonl", copy)
+    index = EpisodeIndex.open(copy, cache)
+    assert len(index) == 24 and index.episode(5).to_dict() == load_trajectories(copy)[5].to_dict()
+    lines = copy.read_text().splitlines()
+    copy.write_text("\n".join([lines[0], "not json", *lines[1:3]]) + "\n")
+    again = EpisodeIndex.open(copy, cache)
+    assert len(again) == 3 and again.skipped == 1  # rebuilt (size and time changed), the damaged line left out
+    assert again.episode(2).task_id == json.loads(lines[2])["task_id"]
+
+
+def test_a_parquet_file_and_a_train_run_are_shown(server, runs):
+    base, _ = server
+    status, html = _raw_get(base, "/r/0/loose/episodes.parquet?end_reason=success&sort=-turns")
+    assert status == 200 and "24 episodes" in html
+    trajs = load_trajectories(runs / "loose" / "episodes.parquet")
+    status, html = _raw_get(base, "/r/0/loose/episodes.parquet?episode=7")
+    assert status == 200 and trajs[7].task_id in html
+    status, html = _raw_get(base, "/r/0/train")
+    assert status == 200
+    for title in ("reward", "success", "invalid actions", "horizon", "evaluations: success vs turns"):
+        assert f'aria-label="{title}"' in html
+    assert "step-000002" in html  # its evaluation at the end
+
+
+def test_without_the_runs_tokenizer_the_token_view_shows_ids(server, runs):
+    base, _ = server
+    other = runs / "no-tokenizer"
+    shutil.copytree(runs / "eval", other)
+    results = json.loads((other / "results.json").read_text())
+    results["config"]["policy"]["model"] = "no-such-org/no-such-model"
+    (other / "results.json").write_text(json.dumps(results))
+    status, html = _raw_get(base, "/r/0/no-tokenizer/trajectories.jsonl?episode=0&view=tokens")
+    assert status == 200 and "could not be loaded offline" in html
+    first_id = load_trajectories(other / "trajectories.jsonl")[0].segments[0].prompt_ids[0]
+    assert f"[{first_id}]" in html
+
+
+def test_the_command_serves_on_loopback_and_names_a_missing_path_in_one_line(runs, tmp_path):
+    env = {**os.environ, "AGENTGYM_CACHE": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentgym.cli", "view", str(runs / "eval")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        status, html = _raw_get(f"http://127.0.0.1:{match.group(1)}", "/")
+        assert status == 200 and "eval" in html
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    done = subprocess.run(
+        [sys.executable, "-m", "agentgym.cli", "view", str(tmp_path / "missing")], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no such file or folder" in done.stderr
