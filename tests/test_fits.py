@@ -246,3 +246,13 @@ def test_the_reward_asymptote_and_its_interval_stay_inside_the_reward_range_when
     assert 0.0 <= a.low <= a.value <= a.high <= 1.0
     with pytest.raises(ValueError, match="reward_range must be"):
         fit_compute_curve(c, reward, r0=0.1, reward_range=(1.0, 0.0))
+
+
+def test_rewards_above_the_reward_range_fit_with_the_asymptote_at_its_top():
+    # The measured rewards lie above the range's top (a range set too low, or noisy
+    # rewards): the starts are moved inside the bounds instead of failing in scipy.
+    c = np.geomspace(1e3, 1e6, 12)
+    reward = 0.1 + 0.5 / (1 + (3e4 / c) ** 1.2)
+    fit = fit_compute_curve(c, reward, r0=0.1, resamples=20, reward_range=(0.0, 0.55))
+    assert fit.asymptote.value == pytest.approx(0.55, abs=1e-6)
+    assert fit.asymptote.high <= 0.55

@@ -84,6 +84,9 @@ def _fit_logistic(
     if len(mids) > _MAX_STEEP_STARTS:  # many distinct x (a training curve): evenly spread starts, not one per x
         mids = mids[np.linspace(0, len(mids) - 1, _MAX_STEEP_STARTS).round().astype(int)]
     steep = [[a0, 0.9 * _SLOPE_BOUNDS[1], float(m)] for m in mids]
+    lower, upper = np.asarray(bounds[0], dtype=float), np.asarray(bounds[1], dtype=float)
+    # A start outside the bounds (data above a reward range's top, say) is moved inside them.
+    starts = [np.clip(np.asarray(p0, dtype=float), lower, upper) for p0 in starts]
     best, best_sse, error = None, math.inf, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)  # the covariance is not used
