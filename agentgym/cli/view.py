@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from agentgym.errors import UserError
 
@@ -30,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--host", default="127.0.0.1", help="the interface to listen on (default 127.0.0.1: this machine only)"
     )
+    p.add_argument(
+        "--cache", type=Path, help="where trajectory files' indexes are kept (default: $AGENTGYM_CACHE/view)"
+    )
     return p
 
 
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from agentgym.view import Viewer, make_server
 
     try:
-        viewer = Viewer(args.paths)
+        viewer = Viewer(args.paths, cache=args.cache)
     except FileNotFoundError as exc:
         raise UserError(f"agentgym view: {exc}") from None
     try:

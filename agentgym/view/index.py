@@ -94,7 +94,7 @@ def _columns_of(row: dict[str, Any]) -> dict[str, Any]:
         "invalid_actions": num("invalid_actions"),
         "summaries": num("summaries"),
         "success": bool(row.get("success", False)),
-        "error": str(row.get("error") or ""),
+        "error": str(row.get("error") or "")[:120],  # the table needs only its start
     }
 
 
