@@ -8,7 +8,8 @@ of its segment: an action (with the env turn it produced) or a summary, so per-t
 JSONL or Parquet with a schema version, and read back unchanged.
 
 Schema versions: 1 (no spans; `load_trajectories` derives them from the loss mask, see
-`legacy_spans`), 2 (spans recorded by the rollout).
+`legacy_spans`), 2 (spans recorded by the rollout), 3 (`turn_info`: what each turn's env
+`info` said that is not recorded elsewhere, see `turn_info_delta`; empty in older files).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ __all__ = [
     "load_trajectories",
     "outcome_at",
     "save_trajectories",
+    "turn_info_delta",
 ]
 
 EndReason = Literal["success", "failure", "over_turn", "overlong", "aborted"]
 END_REASONS: tuple[str, ...] = ("success", "failure", "over_turn", "overlong", "aborted")
 #: The version `save_trajectories` writes; older files are read back too.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -117,6 +119,8 @@ class Trajectory:
             never to be trained on as a zero reward).
         messages: the conversation as text, for reading.
         info: the env's last `info` (JSON-safe entries only), e.g. KVSum's accuracies.
+        turn_info: per answered turn, the entries of that step's `info` that changed since
+            the step before and are not recorded in other fields (see `turn_info_delta`).
         retokenized: some reply's tokens are the local tokenizer's reading of text a server
             returned (a chat API, a text-only server), not the sampled tokens: fine for
             evaluation, not exact for training.
@@ -143,6 +147,7 @@ class Trajectory:
     error: str | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    turn_info: list[dict[str, Any]] = field(default_factory=list)
     retokenized: bool = False
     schema_version: int = SCHEMA_VERSION
 
@@ -247,6 +252,35 @@ def json_safe(info: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             continue
         out[k] = v
+    return out
+
+
+#: `info` entries a turn's record leaves out: recorded in other fields (turn_*, tool_calls,
+#: success), the same for every turn (the task, the budget), or the env's (tool schemas).
+TURN_INFO_SKIP = frozenset(
+    {"task_id", "instruction", "turn", "max_turns", "turns_left", "tool_calls", "invalid_action", "success", "tools"}
+)
+#: A value longer than this as JSON is replaced by a note of its size.
+TURN_INFO_MAX_CHARS = 1000
+
+
+def turn_info_delta(info: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    """The compact record of one turn's `info`: its JSON-safe entries but those in
+    `TURN_INFO_SKIP`, and only those whose value differs from the turn before's (`before`;
+    None for the first turn); a value longer than `TURN_INFO_MAX_CHARS` as JSON is kept as
+    a note of its size. An env whose info holds nothing more records `{}` per turn; an
+    entry that disappears from info is not recorded.
+
+    Example:
+        >>> turn_info_delta({"turn": 2, "url": "/cart", "items": 3}, {"turn": 1, "url": "/cart", "items": 2})
+        {'items': 3}
+    """
+    out = {}
+    for k, v in json_safe(info).items():
+        if k in TURN_INFO_SKIP or (before is not None and k in before and before[k] == v):
+            continue
+        text = json.dumps(v)
+        out[k] = v if len(text) <= TURN_INFO_MAX_CHARS else f"<{len(text)} characters of JSON, not kept>"
     return out
 
 

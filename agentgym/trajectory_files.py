@@ -41,6 +41,7 @@ def save_trajectories(trajectories: list[Trajectory], path: str | Path) -> Path:
         # Nested free-form dicts become JSON strings: Parquet needs one schema for all rows.
         for row in rows:
             row["info"] = jsonio.dumps(row["info"], ensure_ascii=False)
+            row["turn_info"] = jsonio.dumps(row["turn_info"], ensure_ascii=False)
             row["messages"] = json.dumps(row["messages"], ensure_ascii=False)
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
@@ -122,12 +123,22 @@ def _parquet_rows(path: Path):
         raise TrajectoryFileError(f"{path}: not a readable Parquet file ({exc})") from None
     for number, row in enumerate(rows, 1):
         try:
-            row["info"] = json.loads(row["info"])
-            row["messages"] = json.loads(row["messages"])
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
-            yield f"row {number}", TrajectoryFileError(f"info/messages are not JSON ({exc})")
-            continue
-        yield f"row {number}", row
+            yield f"row {number}", parquet_row(row)
+        except TrajectoryFileError as exc:
+            yield f"row {number}", exc
+
+
+def parquet_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A Parquet row as the JSON object a JSONL line holds: its free-form columns (info,
+    turn_info, messages: JSON text in the file) decoded."""
+    try:
+        row["info"] = json.loads(row["info"])
+        row["messages"] = json.loads(row["messages"])
+        if row.get("turn_info") is not None:  # older files have no such column
+            row["turn_info"] = json.loads(row["turn_info"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise TrajectoryFileError(f"info/turn_info/messages are not JSON ({exc})") from None
+    return row
 
 
 # ---------------------------------------------------------------------- field checks
@@ -184,6 +195,10 @@ def _checked(row: Any) -> dict[str, Any]:
         "messages must be a list of objects",
     )
     _require(isinstance(row.get("info", {}), dict), "info must be an object")
+    _require(
+        isinstance(row.get("turn_info", []), list) and all(isinstance(d, dict) for d in row.get("turn_info", [])),
+        "turn_info must be a list of objects",
+    )
     segments = row.get("segments", [])
     _require(isinstance(segments, list), "segments must be a list")
     for i, seg in enumerate(segments):

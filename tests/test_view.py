@@ -13,6 +13,8 @@ import threading
 
 import pytest
 
+import agentgym
+from agentgym import Outcome, Task, TextEnv
 from agentgym.config import EvalConfig, load_config
 from agentgym.eval import evaluate
 from agentgym.policy import ScriptedPolicy
@@ -251,3 +253,51 @@ def test_the_command_serves_on_loopback_and_names_a_missing_path_in_one_line(run
         [sys.executable, "-m", "agentgym.cli", "view", str(tmp_path / "missing")], capture_output=True, text=True
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no such file or folder" in done.stderr
+
+
+class ShelfEnv(TextEnv):
+    """Each reply puts an item on a shelf; info counts them and, at the 3rd turn, carries a
+    value too large to keep."""
+
+    default_max_turns = 4
+
+    def make_tasks(self, split):
+        return [Task(f"{split}-0", "Fill the shelf.", split)]
+
+    def setup(self, task):
+        return task.instruction
+
+    def transition(self, action):
+        t = self.turn + 1  # this turn, from 1
+        info = {"items": t // 2, "shelf": "same every turn"}  # items: 0, 1, 1, 2
+        if t == 3:
+            info["dump"] = "x" * 5000
+        return Outcome("Done." if t == 4 else "More.", terminated=t == 4, success=t == 4, info=info)
+
+
+agentgym.register("TestShelf-v0", f"{__name__}:ShelfEnv")
+
+
+def test_each_turn_records_what_its_info_changed_and_the_episode_page_shows_it(smol_tokenizer, tmp_path):
+    from tests.test_rollout import run
+
+    (traj,), _ = run(smol_tokenizer, respond=lambda msgs: "put", horizon=4, n=1, env_id="agentgym/TestShelf-v0")
+    assert traj.turns == 4 and traj.schema_version == 3
+    # Turn 1 records everything but the fields kept elsewhere; later turns only what changed.
+    assert traj.turn_info[0] == {"items": 0, "shelf": "same every turn"}
+    assert traj.turn_info[1] == {"items": 1}
+    assert traj.turn_info[2] == {"dump": "<5002 characters of JSON, not kept>"}
+    assert traj.turn_info[3] == {"items": 2}
+    for name in ("t.jsonl", "t.parquet"):
+        save_trajectories([traj], tmp_path / name)
+        assert load_trajectories(tmp_path / name)[0].turn_info == traj.turn_info
+    # A schema-2 record (no turn_info) still loads, with none.
+    row = traj.to_dict()
+    del row["turn_info"]
+    row["schema_version"] = 2
+    (tmp_path / "old.jsonl").write_text(json.dumps(row) + "\n")
+    assert load_trajectories(tmp_path / "old.jsonl")[0].turn_info == []
+    viewer = Viewer([tmp_path], cache=tmp_path / "cache")
+    status, _, html = viewer.render("/r/0/t.jsonl", {"episode": "0"})
+    assert status == 200
+    assert "info: items: 1" in html.decode() and "5002 characters of JSON" in html.decode()

@@ -18,7 +18,7 @@ from agentgym.policy.base import Generation, SamplingParams
 from agentgym.rollout.budget import Budget, budget_visible
 from agentgym.rollout.context import ContextStrategy, make_context
 from agentgym.rollout.prompting import ChatFormat, system_prompt
-from agentgym.trajectory import Segment, Span, Trajectory, json_safe
+from agentgym.trajectory import Segment, Span, Trajectory, json_safe, turn_info_delta
 
 __all__ = ["Episode", "EpisodeSpec", "RolloutOptions", "episode_seed", "rollout_settings"]
 
@@ -122,6 +122,7 @@ class Episode:
         self.compressions: list[tuple[int, int]] = []  # (tokens before, after) of each context compression
         self._asked: tuple[str, bool] | None = None  # (kind, trained) of a pending `ask`
         self._action: Span | None = None  # the latest action sent to the env
+        self._last_info: dict[str, Any] | None = None  # the latest step's info (turn_info records what changed)
 
     @property
     def done(self) -> bool:
@@ -189,6 +190,8 @@ class Episode:
         traj.tool_calls = int(info.get("tool_calls", traj.tool_calls))
         traj.turn_tokens.append(self._action.end - self._action.start)
         traj.turn_tool_calls.append(traj.tool_calls)
+        traj.turn_info.append(turn_info_delta(info, self._last_info))
+        self._last_info = info
         traj.messages.append({"role": "user", "content": observation})
         if terminated or truncated:
             traj.success = bool(info.get("success")) and terminated

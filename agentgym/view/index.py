@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from agentgym.trajectory import Trajectory
-from agentgym.trajectory_files import TrajectoryFileError, trajectory_from_row
+from agentgym.trajectory_files import TrajectoryFileError, parquet_row, trajectory_from_row
 
 __all__ = ["COLUMNS", "EpisodeIndex", "index_dir"]
 
@@ -236,9 +236,7 @@ class EpisodeIndex:
             size = pf.metadata.row_group(g).num_rows
             if row_index < size:
                 row = pf.read_row_group(g).slice(row_index, 1).to_pylist()[0]
-                row["info"] = json.loads(row["info"])
-                row["messages"] = json.loads(row["messages"])
-                return trajectory_from_row(row, f"{self.path}: row {start + 1}")
+                return trajectory_from_row(parquet_row(row), f"{self.path}: row {start + 1}")
             row_index -= size
         raise IndexError(f"{self.path}: row {start} is past the file's end (was it rewritten?)")
 

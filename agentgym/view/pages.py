@@ -61,6 +61,7 @@ th a{color:inherit} .num{text-align:right;font-variant-numeric:tabular-nums}
 .tokens .p{color:#888} .tokens .e{background:#eef2f7} .tokens .g{outline:1px solid #4a4}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 form.filters{margin:8px 0} form.filters input,form.filters select{margin-right:8px}
+.info{font:12px ui-monospace,monospace;color:#555;margin-top:2px;word-break:break-word}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 12px} dl.meta dt{color:#666}
 """
 
@@ -429,7 +430,13 @@ def _turn_details(traj: Trajectory, t: int) -> str:
             bits.append(f"{calls} tool call{'s' if calls != 1 else ''}")
     if t < len(traj.turn_invalid) and traj.turn_invalid[t]:
         bits.append("invalid action")
-    return "".join(f'<span class="badge">{e(b)}</span>' for b in bits)
+    out = "".join(f'<span class="badge">{e(b)}</span>' for b in bits)
+    if t < len(traj.turn_info) and traj.turn_info[t]:
+        info = ", ".join(f"{k}: {json.dumps(v, default=str)}" for k, v in traj.turn_info[t].items())
+        out += (
+            f'<div class="info" title="what the env\'s info said after this turn (changes only)">info: {e(info)}</div>'
+        )
+    return out
 
 
 def episode_page(url: str, index: EpisodeIndex, i: int) -> str:
