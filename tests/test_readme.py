@@ -70,3 +70,10 @@ def test_the_main_job_runs_as_written_on_a_tiny_model(tmp_path):
     assert (tmp_path / "runs" / "quickstart_eval" / "success_vs_turns.png").exists()
     results = json.loads((tmp_path / "runs" / "quickstart_eval" / "results.json").read_text())
     assert results["model"].endswith("runs/quickstart/final")
+    # The viewer's export command, as the README writes it, on those runs.
+    view = re.search(r"```bash\n(agentgym view .*?)```", README.read_text(), re.DOTALL).group(1).splitlines()
+    export = next(line for line in view if "--export" in line).split("#")[0].split()
+    out = subprocess.run([sys.executable, "-m", "agentgym.cli", *export[1:]], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trajectories.jsonl" in (tmp_path / "site" / "index.html").read_text()

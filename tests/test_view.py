@@ -301,3 +301,59 @@ def test_each_turn_records_what_its_info_changed_and_the_episode_page_shows_it(s
     status, _, html = viewer.render("/r/0/t.jsonl", {"episode": "0"})
     assert status == 200
     assert "info: items: 1" in html.decode() and "5002 characters of JSON" in html.decode()
+
+
+def test_export_writes_a_static_site_whose_links_all_resolve_within_its_size_cap(runs, tmp_path, browser):
+    from agentgym.view.export import export_site
+
+    viewer = Viewer([runs / "eval"], cache=tmp_path / "cache")
+    site = tmp_path / "site"
+    done = export_site(viewer, site, max_mb=50, log=lambda s: None)
+    assert done["left_out"] == 0 and done["pages"] > 24 * 2  # every episode and its tokens
+    files = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    for name in files:
+        if not name.endswith(".html"):
+            continue
+        html = (site / name).read_text()
+        assert "<form" not in html  # nothing to send a form to
+        for href in re.findall(r'href="([^"#]+)', html):
+            target = (site / name).parent / href
+            assert target.resolve().is_file(), (name, href)
+    # It works from file:// in a browser: the table, an episode, its tokens, a deep link.
+    page = browser.new_page()
+    page.goto((site / "index.html").as_uri())
+    page.get_by_role("link", name="trajectories.jsonl").first.click()
+    page.get_by_role("link", name="failed").click()
+    assert "success" not in page.locator("#episodes tr td:nth-child(5)").all_inner_texts()
+    page.locator("#episodes tr td:first-child a").first.click()
+    assert page.locator(".msg").count() > 2
+    page.get_by_role("link", name="tokens").click()
+    assert page.locator(".seg .g").count() > 0
+    page.close()
+    # A cap smaller than the site: the summary comes first, the rest is left out, and its
+    # links lead to a page that says so.
+    small = tmp_path / "small"
+    done = export_site(viewer, small, max_mb=0.15, log=lambda s: None)
+    assert done["left_out"] > 0 and done["bytes"] <= 150_000
+    assert (small / "index.html").exists() and (small / "r/0/trajectories.jsonl/index.html").exists()
+    assert "not-exported.html" in (small / "r/0/trajectories.jsonl/index.html").read_text()
+    with pytest.raises(FileExistsError, match="is not empty"):
+        export_site(viewer, small)
+
+
+def test_compare_shows_one_tasks_episodes_side_by_side_from_one_file_or_two_runs(server, runs):
+    base, _ = server
+    trajs = load_trajectories(runs / "eval" / "trajectories.jsonl")
+    task = trajs[5].task_id
+    mine = [i for i, t in enumerate(trajs) if t.task_id == task]
+    status, html = _raw_get(base, f"/r/0/eval/trajectories.jsonl?view=compare&task={task}")
+    assert status == 200 and html.count('<dl class="meta">') == 2
+    assert all(f"?episode={i}" in html for i in mine[:2])
+    # The same task in another run (here the Parquet copy), linked from the page.
+    other = "/r/0/loose/episodes.parquet"
+    assert f"other={other.replace('/', '%2F')}" in html
+    status, html = _raw_get(base, f"/r/0/eval/trajectories.jsonl?view=compare&task={task}&a={mine[1]}&other={other}")
+    assert status == 200 and html.count('<dl class="meta">') == 2
+    assert f"{other}?episode={mine[0]}" in html and f"?episode={mine[1]}" in html
+    status, _ = _raw_get(base, f"/r/0/eval/trajectories.jsonl?view=compare&task={task}&other=/r/0/../../etc/passwd")
+    assert status == 403

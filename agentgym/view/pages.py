@@ -62,7 +62,9 @@ th a{color:inherit} .num{text-align:right;font-variant-numeric:tabular-nums}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 form.filters{margin:8px 0} form.filters input,form.filters select{margin-right:8px}
 .info{font:12px ui-monospace,monospace;color:#555;margin-top:2px;word-break:break-word}
-dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 12px} dl.meta dt{color:#666}
+dl.meta{display:grid;grid-template-columns:repeat(4,max-content minmax(110px,auto));gap:2px 12px;margin:8px 0}
+dl.meta dt{color:#666} dl.meta dd{margin:0} .cols dl.meta{grid-template-columns:repeat(2,max-content auto)}
+details summary{cursor:pointer}
 """
 
 
@@ -255,6 +257,13 @@ def table_page(url: str, index: EpisodeIndex, query: dict[str, str]) -> str:
         out.append(f" ({index.skipped} unreadable lines left out)")
     out.append(f"; {len(rows)} match.</p>")
     out.append(_filter_form(query, reasons, horizons))
+    quick = [("all", {}), ("succeeded", {"success": "yes"}), ("failed", {"success": "no"})]
+    quick += [(f"{r} ({n})", {"end_reason": r}) for r, n in reasons.items()]
+    out.append(
+        '<p class="quick">Show: '
+        + " · ".join(f'<a href="{e(_query(q))}">{e(label)}</a>' for label, q in quick)
+        + "</p>"
+    )
     out.append('<table id="episodes"><tr><th>#</th>')
     for name, heading in TABLE:
         arrow = " ▲" if sort == name else " ▼" if sort == f"-{name}" else ""
@@ -411,6 +420,12 @@ def conversation(traj: Trajectory, anchor_prefix: str = "") -> str:
             label = "task"
         elif role in ("user", "tool"):
             label = "observation"
+        if label == "system prompt":  # long and the same in every episode: folded
+            out.append(
+                f'<div class="msg {e(cls)}"><details><summary class="role">{e(label)} ({len(text)} characters)'
+                f"</summary><pre>{e(text)}</pre></details></div>"
+            )
+            continue
         out.append(
             f'<div class="msg {e(cls)}"{anchor}><span class="role">{e(label)}</span>{details}<pre>{e(text)}</pre></div>'
         )
@@ -517,25 +532,50 @@ def _decoder(tokenizer: Any):
 # ---------------------------------------------------------------------- compare
 
 
-def compare_page(url: str, index: EpisodeIndex, task: str, picked: list[int]) -> str:
-    """One task's episodes side by side: the two given (`a`, `b`), else its first two."""
+def compare_page(
+    url: str,
+    index: EpisodeIndex,
+    task: str,
+    picked: list[int],
+    other: tuple[str, EpisodeIndex] | None = None,
+    files: list[tuple[str, str]] = (),
+) -> str:
+    """One task's episodes side by side: two of this file's (`a`, `b`, else its first two),
+    or this file's `a` beside the same task's episode in `other` (url, index): another run,
+    or another checkpoint's evaluation. `files` (label, url) are the other files offered."""
     same = [int(i) for i in np.flatnonzero(index.columns["task_id"] == task)]
-    chosen = [i for i in picked if 0 <= i < len(index)][:2]
+    chosen = [(index, i, "") for i in picked if 0 <= i < len(index)][: 1 if other else 2]
     for i in same:
-        if len(chosen) >= 2:
+        if len(chosen) >= (1 if other else 2):
             break
-        if i not in chosen:
-            chosen.append(i)
+        if all(i != j for _, j, _ in chosen):
+            chosen.append((index, i, ""))
     out = [f"<p>{len(same)} episodes of task <code>{e(task)}</code> in this file: "]
     out.append(", ".join(f'<a href="{e(_query({}, episode=i))}">#{i}</a>' for i in same[:40]))
     out.append("</p>")
+    if other is not None:
+        other_url, other_index = other
+        theirs = [int(i) for i in np.flatnonzero(other_index.columns["task_id"] == task)]
+        b = int(picked[1]) if len(picked) > 1 and picked[1] in theirs else (theirs[0] if theirs else None)
+        if b is None:
+            out.append(f"<p>{e(other_url)} has no episode of this task.</p>")
+        else:
+            chosen.append((other_index, b, other_url))
+    a = chosen[0][1] if chosen else 0
+    if files:
+        links = [
+            f'<a href="{e(_query({}, view="compare", task=task, a=a, other=u))}">{e(label)}</a>' for label, u in files
+        ]
+        out.append("<p>Compare with the same task in: " + " · ".join(links) + "</p>")
     if len(chosen) < 2:
-        out.append("<p>Only one episode of this task: nothing to compare it with.</p>")
+        out.append("<p>Nothing to compare it with here.</p>")
     cols = []
-    for k, i in enumerate(chosen):
-        traj = index.episode(i)
+    for k, (ix, i, where) in enumerate(chosen):
+        traj = ix.episode(i)
+        href = f"{where}?episode={i}" if where else _query({}, episode=i)
+        source = f" in {e(where)}" if where else ""
         cols.append(
-            f'<div><h2><a href="{e(_query({}, episode=i))}">#{i}</a> sample {traj.sample}, h={traj.horizon}</h2>'
+            f'<div><h2><a href="{e(href)}">#{i}</a>{source}: sample {traj.sample}, h={traj.horizon}</h2>'
             f"{_meta(traj, i)}{conversation(traj, anchor_prefix=f'{k}-')}</div>"
         )
     out.append(f'<div class="cols">{"".join(cols)}</div>')

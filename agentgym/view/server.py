@@ -9,6 +9,7 @@ URLs (each view has one, so each can be linked to):
     /r/K/FILE.jsonl?episode=12#turn-3       one episode, scrolled to its 3rd turn
     /r/K/FILE.jsonl?episode=12&view=tokens  its tokens (loss mask, log-prob heat map)
     /r/K/FILE.jsonl?view=compare&task=T&a=12&b=40   two episodes of a task side by side
+    /r/K/FILE.jsonl?view=compare&task=T&a=12&other=/r/K/OTHER.jsonl    ... and from another run
 """
 
 from __future__ import annotations
@@ -76,11 +77,8 @@ class Viewer:
             return None, "no run config with policy.model above this file"
         with self._lock:
             if model not in self._tokenizers:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 try:
-                    from agentgym.policy import load_tokenizer
-
-                    self._tokenizers[model] = (load_tokenizer(model), "")
+                    self._tokenizers[model] = (_offline_tokenizer(model), "")
                 except Exception as exc:  # any failure to load: show ids and say why
                     self._tokenizers[model] = (None, f"{model}: {type(exc).__name__}: {str(exc)[:200]}")
             return self._tokenizers[model]
@@ -118,7 +116,10 @@ class Viewer:
                 return 200, "text/html", self._folder(target).encode()
             return 200, "text/html", pages.run_page(self.roots, run).encode()
         if is_trajectory_file(target):
-            return 200, "text/html", self._trajectories(target, query).encode()
+            try:
+                return 200, "text/html", self._trajectories(target, query).encode()
+            except Refused as exc:
+                return _error(403, f"refused: {exc}")
         suffix = target.suffix.lower()
         if suffix in IMAGE_SUFFIXES:
             kind = "image/svg+xml" if suffix == ".svg" else mimetypes.guess_type(target.name)[0] or "image/png"
@@ -131,6 +132,12 @@ class Viewer:
             cut = "" if target.stat().st_size <= MAX_TEXT_BYTES else "\n… (cut at 2 MiB)"
             return 200, "text/html", pages.page(target.name, f"<pre>{pages.e(text + cut)}</pre>").encode()
         return _error(404, f"{target.name}: not a file the viewer shows")
+
+    def _label(self, path: Path) -> str:
+        for root in self.roots.paths:
+            if root == path or root in path.parents:
+                return f"{root.name}/{path.relative_to(root).as_posix()}" if root != path else root.name
+        return path.name
 
     def _folder(self, folder: Path) -> str:
         inside = [r for r in self.runs if folder in r.path.parents or r.path == folder]
@@ -149,7 +156,16 @@ class Viewer:
         episode = query.get("episode", "")
         if view == "compare" and query.get("task"):
             picked = [int(query[k]) for k in ("a", "b", "episode") if query.get(k, "").isdigit()]
-            return pages.compare_page(url, index, query["task"], picked)
+            other = None
+            if query.get("other", "").startswith("/r/"):
+                k, _, rel = unquote(query["other"])[3:].partition("/")
+                other_path = self.roots.resolve(k, rel)  # Refused when outside the served paths
+                if not is_trajectory_file(other_path):
+                    raise Refused(f"{query['other']!r} is not a trajectory file")
+                other = (self.roots.url(other_path), self.index(other_path))
+            files = [(self._label(p), self.roots.url(p)) for r in self.runs for p in r.trajectories if p != path]
+            files += [(self._label(p), self.roots.url(p)) for p in self.loose if p != path]
+            return pages.compare_page(url, index, query["task"], picked, other, files[:30])
         if episode.isdigit() and int(episode) < len(index):
             i = int(episode)
             if view == "tokens":
@@ -157,6 +173,25 @@ class Viewer:
                 return pages.tokens_page(url, index, i, tokenizer, why)
             return pages.episode_page(url, index, i)
         return pages.table_page(url, index, query)
+
+
+def _offline_tokenizer(model: str) -> Any:
+    """The tokenizer of `model` from this machine's files only: the viewer never downloads
+    (a hub model must be in the local cache; the embedded one already converted)."""
+    from transformers import AutoTokenizer
+
+    from agentgym.policy.models import DEFAULT_MODEL, EMBEDDED, TINY_PREFIX, cache_dir
+
+    name = DEFAULT_MODEL if model.startswith(TINY_PREFIX) else model
+    if name in EMBEDDED:
+        folder = cache_dir() / "models" / EMBEDDED[name].folder
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(
+                f"the embedded model is not converted on this machine yet (any agentgym command that uses it, "
+                f"e.g. agentgym eval, converts it once into {folder})"
+            )
+        name = str(folder)
+    return AutoTokenizer.from_pretrained(name, local_files_only=True)
 
 
 def _error(status: int, message: str) -> tuple[int, str, bytes]:
