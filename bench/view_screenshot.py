@@ -17,9 +17,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
+    from agentgym.envs.web.browser import CHROMIUM, LAUNCH_ARGS
     from playwright.sync_api import sync_playwright
 
-    from agentgym.envs.web.browser import CHROMIUM, LAUNCH_ARGS
     from agentgym.trajectory import load_trajectories
     from agentgym.view import Viewer, make_server
 
