@@ -133,6 +133,8 @@ def test_browse_a_run_filter_to_failures_open_an_episode_its_tokens_and_a_deep_l
     traj = trajs[i]
     assert page.locator(".msg").count() == len(traj.messages)
     assert page.locator("#turn-1 .role").inner_text() == "turn 1 · action"
+    answer = re.search(r"<answer>(\d+)</answer>", traj.messages[-2]["content"]).group(1)
+    assert page.locator(f"#turn-{traj.turns} .call").inner_text() == f"answer: {answer}"
     assert page.locator("dl.meta").inner_text().count(traj.task_id) == 1
     # Its tokens: generated (loss mask 1, heat-mapped by log-prob) and env tokens, decoded.
     page.get_by_role("link", name="tokens").click()
@@ -357,3 +359,22 @@ def test_compare_shows_one_tasks_episodes_side_by_side_from_one_file_or_two_runs
     assert f"{other}?episode={mine[0]}" in html and f"?episode={mine[1]}" in html
     status, _ = _raw_get(base, f"/r/0/eval/trajectories.jsonl?view=compare&task={task}&other=/r/0/../../etc/passwd")
     assert status == 403
+
+
+def test_an_actions_tool_calls_are_shown_with_their_arguments_and_escaped():
+    from agentgym.view.pages import conversation
+
+    reply = '<tool_call>{"name": "search", "arguments": {"query": "<b>x</b>", "k": 3}}</tool_call>'
+    traj = load_trajectories_from_messages(reply)
+    html = conversation(traj)
+    assert "call search(query=&quot;&lt;b&gt;x&lt;/b&gt;&quot;, k=3)" in html and "<b>x</b>" not in html
+
+
+def load_trajectories_from_messages(reply):
+    from agentgym.trajectory import Trajectory
+
+    return Trajectory(
+        "e", "t", turns=1, turn_rewards=[0.0],
+        messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "task"},
+                  {"role": "assistant", "content": reply}, {"role": "user", "content": "3 results"}],
+    )  # fmt: skip

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
+from agentgym.parsing import ActionParser
 from agentgym.trajectory import Trajectory
 from agentgym.view.index import COLUMNS, EpisodeIndex
 from agentgym.view.sources import Roots, Run
@@ -61,6 +62,7 @@ th a{color:inherit} .num{text-align:right;font-variant-numeric:tabular-nums}
 .tokens .p{color:#888} .tokens .e{background:#eef2f7} .tokens .g{outline:1px solid #4a4}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 form.filters{margin:8px 0} form.filters input,form.filters select{margin-right:8px}
+.call{font:12px ui-monospace,monospace;color:#1f5fa8;margin-top:2px}
 .info{font:12px ui-monospace,monospace;color:#555;margin-top:2px;word-break:break-word}
 dl.meta{display:grid;grid-template-columns:repeat(4,max-content minmax(110px,auto));gap:2px 12px;margin:8px 0}
 dl.meta dt{color:#666} dl.meta dd{margin:0} .cols dl.meta{grid-template-columns:repeat(2,max-content auto)}
@@ -410,7 +412,7 @@ def conversation(traj: Trajectory, anchor_prefix: str = "") -> str:
                 if turn is not None:
                     label = f"turn {turn + 1} · action"
                     anchor = f' id="{anchor_prefix}turn-{turn + 1}"'
-                    details = _turn_details(traj, turn)
+                    details = _parsed(text) + _turn_details(traj, turn)
                 else:
                     label = "action (not answered: the episode ended)"
                 assistant_seen += 1
@@ -430,6 +432,22 @@ def conversation(traj: Trajectory, anchor_prefix: str = "") -> str:
             f'<div class="msg {e(cls)}"{anchor}><span class="role">{e(label)}</span>{details}<pre>{e(text)}</pre></div>'
         )
     return "".join(out)
+
+
+_PARSER = ActionParser(max_calls=1000)
+
+
+def _parsed(text: str) -> str:
+    """The tool calls (name and arguments) or the answer an action holds, as the env's
+    parser reads them."""
+    action = _PARSER.parse(text)
+    lines = [
+        f"call {c.name}({', '.join(f'{k}={json.dumps(v, default=str)}' for k, v in c.arguments.items())})"
+        for c in action.calls
+    ]
+    if action.answer is not None:
+        lines.append(f"answer: {action.answer}")
+    return "".join(f'<div class="call">{e(line)}</div>' for line in lines)
 
 
 def _turn_details(traj: Trajectory, t: int) -> str:
