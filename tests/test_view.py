@@ -362,7 +362,7 @@ def test_compare_shows_one_tasks_episodes_side_by_side_from_one_file_or_two_runs
 
 
 def test_an_actions_tool_calls_are_shown_with_their_arguments_and_escaped():
-    from agentgym.view.pages import conversation
+    from agentgym.view.episodes import conversation
 
     reply = '<tool_call>{"name": "search", "arguments": {"query": "<b>x</b>", "k": 3}}</tool_call>'
     traj = load_trajectories_from_messages(reply)

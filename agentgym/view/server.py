@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from agentgym.view import pages
+from agentgym.view import episodes, pages
 from agentgym.view.index import EpisodeIndex
 from agentgym.view.sources import Refused, Roots, Run, find_runs, is_trajectory_file, read_json
 
@@ -165,14 +165,14 @@ class Viewer:
                 other = (self.roots.url(other_path), self.index(other_path))
             files = [(self._label(p), self.roots.url(p)) for r in self.runs for p in r.trajectories if p != path]
             files += [(self._label(p), self.roots.url(p)) for p in self.loose if p != path]
-            return pages.compare_page(url, index, query["task"], picked, other, files[:30])
+            return episodes.compare_page(url, index, query["task"], picked, other, files[:30])
         if episode.isdigit() and int(episode) < len(index):
             i = int(episode)
             if view == "tokens":
                 tokenizer, why = self.tokenizer_for(path)
-                return pages.tokens_page(url, index, i, tokenizer, why)
-            return pages.episode_page(url, index, i)
-        return pages.table_page(url, index, query)
+                return episodes.tokens_page(url, index, i, tokenizer, why)
+            return episodes.episode_page(url, index, i)
+        return episodes.table_page(url, index, query)
 
 
 def _offline_tokenizer(model: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 
 __all__ = ["Series", "line_chart"]
@@ -27,7 +27,6 @@ class Series:
     low: Sequence[float] | None = None  # the band, when there is one
     high: Sequence[float] | None = None
     dashed: bool = False
-    points: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _finite(*values: float | None) -> bool:
