@@ -24,7 +24,8 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Error, Page, Playwright, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -133,13 +134,18 @@ class BrowserTab:
     """One episode's browser context and page, confined to `origin`.
 
     Args:
-        origin: the only site it may reach, e.g. "http://127.0.0.1:41234".
+        origin: the site, e.g. "http://127.0.0.1:41234": the only one it may reach, with
+            `also_allowed`.
         headers: extra HTTP headers sent with every request (the episode's session).
         timeout_ms: how long an action may wait for its element before it fails.
+        also_allowed: other origins the page may load from and navigate to (a site's CDN
+            on loopback, its API on another port). WebSockets to them pass; to anything
+            else they are closed, as every other request is aborted.
     """
 
-    def __init__(self, origin: str, headers: dict[str, str], timeout_ms: int = 2000):
-        self.origin = origin
+    def __init__(self, origin: str, headers: dict[str, str], timeout_ms: int = 2000, also_allowed: Sequence[str] = ()):
+        self.origin = origin.rstrip("/")
+        self.allowed = [self.origin, *(o.rstrip("/") for o in also_allowed)]
         self.headers = headers
         self.timeout_ms = timeout_ms
         self.crashed = False
@@ -161,14 +167,23 @@ class BrowserTab:
             # The browser died without Playwright noticing yet: relaunch once.
             context = shared_browser(relaunch=True).new_context(**options)
         context.add_init_script(_NO_WEBRTC)
-        context.route_web_socket(re.compile(".*"), lambda ws: ws.close(code=1008, reason="blocked by agentgym"))
-        # Only requests that do *not* start with our origin reach the handler (the regex is
-        # matched inside the driver), so allowed requests pay no Python round trip.
-        context.route(
-            re.compile("^(?!" + re.escape(self.origin + "/") + ")"), lambda route: route.abort("blockedbyclient")
-        )
+        context.route_web_socket(re.compile(".*"), self._web_socket)
+        # Only requests that do *not* start with an allowed origin reach the handler (the
+        # regex is matched inside the driver), so allowed requests pay no Python round trip.
+        allowed = "|".join(re.escape(o + "/") for o in self.allowed)
+        context.route(re.compile(f"^(?!{allowed})"), lambda route: route.abort("blockedbyclient"))
         self.context = context
         self._open_page()
+
+    def _web_socket(self, ws: Any) -> None:
+        """A WebSocket to an allowed origin (ws:// for http://, wss:// for https://) passes;
+        any other is closed before it connects."""
+        parts = urllib.parse.urlsplit(ws.url)
+        http = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        if f"{http}://{parts.netloc}" in self.allowed:
+            ws.connect_to_server()
+        else:
+            ws.close(code=1008, reason="blocked by agentgym")
 
     def _open_page(self) -> None:
         self.crashed = False
@@ -278,9 +293,10 @@ class BrowserTab:
         return ref, self.page.locator(f"aria-ref={ref}")
 
     def resolve(self, url: str) -> str:
-        """An absolute URL on our origin, or a `ToolError` for anything outside it."""
+        """An absolute URL on an allowed origin, or a `ToolError` for anything outside them."""
         target = urllib.parse.urljoin(self.origin + "/", url.strip())
-        if urllib.parse.urlsplit(target)[:2] != urllib.parse.urlsplit(self.origin)[:2]:
+        parts = urllib.parse.urlsplit(target)
+        if f"{parts.scheme}://{parts.netloc}" not in self.allowed:
             raise ToolError(
                 f"cannot open {url!r}: this browser can only reach the local site {self.origin}/ "
                 "(every other address is blocked). Relative paths like /cart work too."
