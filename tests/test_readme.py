@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,41 @@ def test_the_main_job_runs_as_written_on_a_tiny_model(tmp_path):
                          text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "trajectories.jsonl" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_your_own_site_runs_as_written(tmp_path):
+    """The README's site config, task file and eval command, against a tiny static site."""
+    from agentgym.envs.web.oracle import tool_call
+    from agentgym.envs.web.site import SiteEnv
+    from agentgym.envs.web.snapshot import find_ref
+
+    text = README.read_text().split("### Your own site", 1)[1]
+    config = re.search(r"```yaml\n(.*?)```", text, re.DOTALL).group(1)
+    tasks = re.search(r"```json\n(.*?)```", text, re.DOTALL).group(1)
+    command = re.search(r"```bash\n(agentgym eval .*?)\n```", text, re.DOTALL).group(1)
+    (tmp_path / "mysite.yaml").write_text(config)
+    (tmp_path / "tasks.jsonl").write_text(tasks)
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "index.html").write_text('<title>Home</title><h1>Hello</h1><a href="about.html">About</a>')
+    (tmp_path / "public" / "about.html").write_text("<title>About</title><p>About us.</p>")
+    env = SiteEnv(tmp_path / "mysite.yaml")
+    try:
+        env.reset(options={"task_id": "greeting"})
+        assert env.step("<answer>Hello</answer>")[1] == 1.0
+        obs, _ = env.reset(options={"task_id": "about"})
+        obs, *_ = env.step(tool_call("click", ref=find_ref(obs, "link", "About")))
+        assert env.step("<answer>done</answer>")[1] == 1.0
+    finally:
+        env.close()
+    (tmp_path / "configs").symlink_to(README.parent / "configs")
+    shrink = [
+        "policy.model=tiny-random",
+        "sampling.max_new_tokens=8",
+        "progress=false",
+        f"output_dir={tmp_path / 'out'}",
+    ]
+    args = [*shlex.split(command)[1:], *shrink]
+    out = subprocess.run([sys.executable, "-m", "agentgym.cli", *args], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["env"] == "agentgym/Site-v0"

@@ -9,3 +9,4 @@ def register() -> None:
     _register("WebShop-v0", "agentgym.envs.web.env:WebShopEnv")
     _register("WebTracker-v0", "agentgym.envs.web.env:WebTrackerEnv")
     _register("Site-v0", "agentgym.envs.web.site:SiteEnv")
+    _register("WebDatasette-v0", "agentgym.envs.web.datasette:WebDatasetteEnv")
