@@ -13,6 +13,9 @@ floor run the two step by step, alternating, so load from other processes hits b
 alike. "server ms" is a plain HTTP GET of the start page without the browser: the app's
 own share of an action.
 
+WebDatasette-v0 runs Datasette, started by the env; its "server ms" is Datasette's own
+answer to a GET of the table page.
+
 Goals (issue 15): env p50 <= 1.2 x the floor's p50, env p95 <= 150 ms, and the oracle
 solves every task in its min_turns. Run from the repository root:
 
@@ -35,7 +38,8 @@ from goals import goal, load_line
 
 from agentgym.registration import make
 
-ENVS = ("agentgym/WebShop-v0", "agentgym/WebTracker-v0")
+#: The built-in apps, and Datasette (a third-party app the env starts; its extra: agentgym[datasette]).
+ENVS = ("agentgym/WebShop-v0", "agentgym/WebTracker-v0", "agentgym/WebDatasette-v0")
 GOAL_RATIO = 1.2
 GOAL_P95_MS = 150.0
 _CALL = re.compile(r"<tool_call>(.*)</tool_call>", re.S)
@@ -49,15 +53,17 @@ def percentile(values: list[float], q: float) -> float:
 class Floor:
     """One episode replayed with bare Playwright: a plain context, the action, `aria_snapshot`."""
 
-    def __init__(self, env) -> None:
-        server = get_server()
-        self.origin = server.origin
-        self.token, _ = server.open_session(env.app, env.data_seed)
-        self.context = shared_browser().new_context(
-            extra_http_headers={SESSION_HEADER: self.token}, viewport={"width": 1280, "height": 900}
-        )
+    def __init__(self, env, start_path: str) -> None:
+        if hasattr(env, "site_cfg"):  # a SiteEnv: the site the env runs (read-only: shared as it is)
+            self.origin, self.token, headers = env.tab.origin, None, {}
+        else:
+            server = get_server()
+            self.origin = server.origin
+            self.token, _ = server.open_session(env.app, env.data_seed)
+            headers = {SESSION_HEADER: self.token}
+        self.context = shared_browser().new_context(extra_http_headers=headers, viewport={"width": 1280, "height": 900})
         self.page = self.context.new_page()
-        self.page.goto(self.origin + env.start_path)
+        self.page.goto(self.origin + start_path)
         self.tree = self.page.aria_snapshot(mode="ai")
 
     def act(self, call: dict) -> float:
@@ -87,7 +93,8 @@ class Floor:
 
     def close(self) -> None:
         self.context.close()
-        get_server().close_session(self.token)
+        if self.token is not None:
+            get_server().close_session(self.token)
 
 
 def _call(action: str) -> dict | None:
@@ -101,18 +108,21 @@ def run(env_id: str, episodes: int) -> dict[str, float]:
     tasks = web.tasks("test")
     # A spread of templates: every k-th task of the (template-grouped) test split.
     picked = tasks[:: max(1, len(tasks) // episodes)][:episodes]
+    def start(task) -> str:
+        return task.metadata.get("start", web.start_path)
+
     env.reset(options={"task_id": picked[0].id})  # warm up: browser launch and seed database
-    Floor(web).close()
+    Floor(web, start(picked[0])).close()
     step_times: list[float] = []
     floor_times: list[float] = []
     reset_times: list[float] = []
     solved = in_min_turns = 0
-    start = time.perf_counter()
+    began = time.perf_counter()
     for task in picked:
         t0 = time.perf_counter()
         obs, info = env.reset(options={"task_id": task.id})
         reset_times.append(time.perf_counter() - t0)
-        floor = Floor(web)
+        floor = Floor(web, start(task))
         oracle, floor_oracle = WebOracle(task), WebOracle(task)
         done = truncated = False
         while not (done or truncated):
@@ -131,8 +141,8 @@ def run(env_id: str, episodes: int) -> dict[str, float]:
         floor.close()
         solved += bool(info["success"])
         in_min_turns += bool(info["success"]) and info["turn"] <= task.min_turns
-    elapsed = time.perf_counter() - start
-    server_ms = server_latency(web, web.start_path)
+    elapsed = time.perf_counter() - began
+    server_ms = server_latency(web, start(picked[0]))
     env.close()
     return {
         "episodes": len(picked),
@@ -154,12 +164,14 @@ def server_latency(env, path: str, n: int = 30) -> float:
     import http.client
     import urllib.parse
 
-    origin = urllib.parse.urlsplit(get_server().origin)
+    site = hasattr(env, "site_cfg")
+    origin = urllib.parse.urlsplit(env.tab.origin if site else get_server().origin)
+    headers = {} if site else {SESSION_HEADER: env.token}
     conn = http.client.HTTPConnection(origin.hostname, origin.port)
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        conn.request("GET", path, headers={SESSION_HEADER: env.token})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         response.read()
         if response.status != 200:
