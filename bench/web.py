@@ -21,6 +21,7 @@ solves every task in its min_turns. Run from the repository root:
 
     .venv/bin/python bench/web.py            # 12 test tasks per env
     .venv/bin/python bench/web.py --quick    # 4 test tasks per env
+    .venv/bin/python bench/web.py --env agentgym/WebDatasette-v0
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 episodes per env instead of 12")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per env (overrides --quick)")
+    parser.add_argument("--env", action="append", choices=ENVS, help="only this env (repeatable; default: all)")
     args = parser.parse_args()
     episodes = args.episodes or (4 if args.quick else 12)
     print(f"at start: {load_line()}")
@@ -193,7 +195,7 @@ def main() -> None:
         f"{'p95 ms':>7} {'floor':>7} {'reset ms':>8} {'ep/min':>6} {'server ms':>9}"
     )
     verdicts = []
-    for env_id in ENVS:
+    for env_id in args.env or ENVS:
         r = run(env_id, episodes)
         ratio = r["p50_ms"] / r["floor_p50_ms"]
         print(

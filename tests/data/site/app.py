@@ -62,13 +62,6 @@ class Handler(BaseHTTPRequestHandler):
                 f"try {{ new WebSocket('ws://127.0.0.1:{to}/ws'); }} catch (e) {{}}"
             )
             self.send(page("Leak", f"<script>{script}</script><p>tried</p>"))
-        elif url.path == "/echo-ws":  # opens a WebSocket to an allowed origin and reports
-            to = query["to"]
-            script = (
-                f"const ws = new WebSocket('{to}'); ws.onopen = () => document.title = 'ws open';"
-                "ws.onerror = () => document.title = 'ws error';"
-            )
-            self.send(page("WS", f"<script>{script}</script>"))
         elif url.path == "/crash":
             os._exit(3)  # the site dies mid-episode
         elif url.path == "/health":
