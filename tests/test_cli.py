@@ -20,6 +20,10 @@ def test_envs_lists_ids_descriptions_and_task_counts(capsys):
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("agentgym/GuessNumber-v0 "))
     assert "higher/lower" in line and "[train=1000 test=200]" in line
+    # An env whose tasks are the user's (a site config) says what it needs instead of an error.
+    site = next(row for row in out.splitlines() if row.startswith("agentgym/Site-v0 "))
+    assert "[tasks from env.kwargs: config]" in site and "error" not in site
+    assert "error" not in "".join(row for row in out.splitlines() if row.startswith("agentgym/Web"))
 
 
 @pytest.mark.parametrize("args", [["--help"], ["envs", "--help"], ["play", "--help"]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 
 from agentgym.registration import list_envs, plugin_errors
 
@@ -15,7 +16,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def task_counts(entry) -> str:
     try:
-        env = entry.load_class()(**entry.kwargs)
+        cls = entry.load_class()
+        needed = [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name != "self" and p.name not in entry.kwargs
+        ]  # fmt: skip
+        if needed:  # an env of the user's own (a site config, say): its tasks are the user's
+            return "tasks from env.kwargs: " + ", ".join(needed)
+        env = cls(**entry.kwargs)
         try:
             return " ".join(f"{s}={len(env.tasks(s))}" for s in env.splits)
         finally:

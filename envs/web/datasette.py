@@ -131,7 +131,7 @@ def datasette_tasks(split: str, data_seed: int = 0, task_seed: int = 0) -> list[
 
 
 class WebDatasetteEnv(SiteEnv):
-    """Datasette in a real browser, on the shop's catalogue (see the module docstring).
+    """Datasette (a third-party app) in a real browser, on the shop's catalogue: facets, sorting, filters, SQL.
 
     Args:
         data_seed: the catalogue's seed.

@@ -235,7 +235,7 @@ _shared_lock = threading.Lock()
 
 
 class SiteEnv(WebEnv):
-    """The web env on a user's site (see the module docstring).
+    """The web env on your own local site, with your tasks (env.kwargs: {config: site.yaml}).
 
     Args:
         config: a site config: a YAML file, a dict, or a `SiteConfig`.
