@@ -1,6 +1,7 @@
 """`agentgym view`: runs, the episode table, one episode, its tokens and deep links, in a
 real Chromium; model output shown as text, never run; nothing outside the served paths."""
 
+import csv
 import http.client
 import itertools
 import json
@@ -378,3 +379,35 @@ def load_trajectories_from_messages(reply):
         messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "task"},
                   {"role": "assistant", "content": reply}, {"role": "user", "content": "3 results"}],
     )  # fmt: skip
+
+
+def test_the_table_pages_through_many_episodes_and_an_experiment_shows_its_arms(tmp_path):
+    from agentgym.trajectory import Trajectory
+
+    many = [Trajectory("e", f"task-{i:03d}", turns=i % 7, end_reason="failure") for i in range(120)]
+    save_trajectories(many, tmp_path / "many" / "trajectories.jsonl")
+    rows = [
+        {"arm": arm, "seed": seed, "point": 1.0, "steps": 10, "compute_used": 100, "horizon": h,
+         "success": 0.1 * h + (0.2 if arm == "long" else 0), "success_ci_low": 0, "success_ci_high": 1, "episodes": 8}
+        for arm in ("short", "long") for seed in (0, 1) for h in (1, 2, 3)
+    ]  # fmt: skip
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    with open(exp / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (exp / "report.md").write_text("# Experiment: x\n")
+    viewer = Viewer([tmp_path], cache=tmp_path / "cache")
+    status, _, html = viewer.render("/r/0/many/trajectories.jsonl", {"page": "2"})
+    html = html.decode()
+    assert status == 200 and "page 3 of 3" in html and html.count("<tr><td><a href") == 20
+    assert 'rel="prev"' in html and 'rel="next"' not in html
+    _, _, first = viewer.render("/r/0/many/trajectories.jsonl", {})
+    assert "page 1 of 3" in first.decode() and first.decode().count("<tr><td><a href") == 50
+    status, _, html = viewer.render("/r/0/exp", {})
+    html = html.decode()
+    assert status == 200 and "experiment run" in html
+    assert "short (mean of 2 seeds)" in html and "long (mean of 2 seeds)" in html and "report.md" in html
+    _, _, home = viewer.render("/", {})
+    assert "exp" in home.decode() and "2 arms" in home.decode()
