@@ -109,6 +109,7 @@ def run(env_id: str, episodes: int) -> dict[str, float]:
     tasks = web.tasks("test")
     # A spread of templates: every k-th task of the (template-grouped) test split.
     picked = tasks[:: max(1, len(tasks) // episodes)][:episodes]
+
     def start(task) -> str:
         return task.metadata.get("start", web.start_path)
 

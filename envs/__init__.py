@@ -14,3 +14,7 @@ def register_builtin() -> None:
     """Register every built-in environment family."""
     for family in FAMILIES:
         importlib.import_module(f"agentgym.envs.{family}").register()
+    # An OpenEnv server as an env (env.kwargs: {url: ..., tasks: ...}); needs agentgym[openenv].
+    from agentgym.registration import register
+
+    register("OpenEnv-v0", "agentgym.integrations.openenv:OpenEnvEnv")

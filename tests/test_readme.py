@@ -25,6 +25,8 @@ def test_registration_example_is_at_most_30_lines_and_runs(tmp_path):
 
 def test_every_python_block_runs(tmp_path):
     for i, block in enumerate(python_blocks()):
+        if "with the server above running" in block:
+            continue  # run with its server by test_using_agentgym_with_other_tools_runs_as_written
         script = tmp_path / f"block{i}.py"
         script.write_text(block)
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
@@ -116,3 +118,38 @@ def test_your_own_site_runs_as_written(tmp_path):
                          timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((tmp_path / "out" / "results.json").read_text())["env"] == "agentgym/Site-v0"
+
+
+def test_using_agentgym_with_other_tools_runs_as_written(tmp_path):
+    """The OpenEnv route: the README's `agentgym serve` line, its client block, and its
+    `agentgym eval` line on OpenEnv-v0 (shrunk by appended overrides)."""
+    import socket
+    import time
+
+    text = README.read_text().split("## Using agentgym with other tools", 1)[1].split("\n## ", 1)[0]
+    serve_line, eval_line = (b.strip() for b in re.findall(r"```bash\n(.*?)```", text, re.DOTALL))
+    client = next(b for b in python_blocks() if "with the server above running" in b)
+    server = subprocess.Popen([sys.executable, "-m", "agentgym.cli", *shlex.split(serve_line)[1:]],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        port = int(re.search(r"--port (\d+)", serve_line).group(1))
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        (tmp_path / "client.py").write_text(client)
+        out = subprocess.run([sys.executable, str(tmp_path / "client.py")], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "lower than 8" in out.stdout, out.stderr
+        (tmp_path / "configs").symlink_to(README.parent / "configs")
+        shrink = ["policy.model=tiny-random", "horizons=[1,2]", "sampling.max_new_tokens=8", "progress=false",
+                  f"output_dir={tmp_path / 'out'}"]  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "agentgym.cli", *shlex.split(eval_line)[1:], *shrink],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        results = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert results["env"] == "agentgym/OpenEnv-v0" and results["aborted"] == 0
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -12,14 +12,14 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from agentgym.cli import envs, eval, experiment, play, train, view
+from agentgym.cli import envs, eval, experiment, play, serve, train, view
 from agentgym.config import ConfigDeprecation
 from agentgym.errors import UserError
 
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules; each has `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS = [envs, play, eval, train, experiment, view]
+COMMANDS = [envs, play, eval, train, experiment, view, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

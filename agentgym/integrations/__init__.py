@@ -1,0 +1,1 @@
+"""Bridges to other tools: OpenEnv (`openenv.py`: serve agentgym envs, use OpenEnv envs)."""
