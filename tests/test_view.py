@@ -81,13 +81,11 @@ def server(runs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from agentgym.envs.web.browser import CHROMIUM, LAUNCH_ARGS
-    from playwright.sync_api import sync_playwright
+    """This thread's Chromium, shared with the web envs (one Playwright driver per thread:
+    a second `sync_playwright()` in a thread that runs one already is refused)."""
+    from agentgym.envs.web.browser import shared_browser
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=list(LAUNCH_ARGS))
-        yield b
-        b.close()
+    return shared_browser()
 
 
 def _raw_get(base: str, path: str, method: str = "GET") -> tuple[int, str]:
