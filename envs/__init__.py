@@ -7,7 +7,7 @@ Installed as `agentgym.envs`. Each family's `register()` is called through the
 import importlib
 
 #: Environment families shipped with agentgym; each is a subpackage with a `register()`.
-FAMILIES = ("guess_number", "kvsum", "web", "tools", "search")
+FAMILIES = ("guess_number", "kvsum", "web", "tools", "search", "mcp")
 
 
 def register_builtin() -> None:
