@@ -130,3 +130,18 @@ def test_git_state_tasks_are_checked_against_the_repository(git_env):
 
 def test_check_env_passes(git_env):
     check_env(git_env, skip_render_check=True)
+
+
+def test_without_the_mcp_sdk_the_error_names_the_extra_to_install(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mcp(name, *args, **kwargs):
+        if name == "mcp" or name.startswith("mcp."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mcp)
+    with pytest.raises(ImportError, match=r"pip install 'agentgym\[mcp\]'"):
+        MCPEnv(COUNTER, tasks=TASKS)

@@ -194,3 +194,21 @@ def test_a_typed_openenv_environment_gets_json_actions_and_shows_its_fields(tmp_
         env.close()
         server.should_exit = True
         thread.join(10)
+
+
+def test_without_openenv_the_error_names_the_extra_to_install(monkeypatch):
+    import builtins
+
+    from agentgym.errors import UserError
+    from agentgym.integrations import openenv as module
+
+    real = builtins.__import__
+
+    def no_openenv(name, *args, **kwargs):
+        if name.startswith("openenv"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openenv)
+    with pytest.raises(UserError, match=r"pip install 'agentgym\[openenv\]'"):
+        module.make_app(ENV)
