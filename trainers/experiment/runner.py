@@ -56,11 +56,10 @@ class CellResult:
         return cls(**data)
 
 
-def _evaluations(out: Path) -> list[tuple[list[float], int, dict[str, Any]]]:
+def _evaluations(records: list[dict[str, Any]]) -> list[tuple[list[float], int, dict[str, Any]]]:
     """(budget points, steps done, the record) of each evaluation in a run's metrics log."""
     found = []
-    for line in (out / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in records:
         if "compute_points" in r:
             done = r["step"] if "eval_at" in r else r["step"] + 1  # a step's record has its index
             found.append((r["compute_points"], done, r))
@@ -74,7 +73,8 @@ def collect_cell(cell: Cell, wall_s: float, compute: dict[str, Any]) -> CellResu
     from agentgym.trajectory_files import load_trajectories
 
     result = CellResult(cell.arm, cell.seed, cell.settings, compute, round(wall_s, 1))
-    for points, done, record in _evaluations(cell.out):
+    records = [json.loads(line) for line in (cell.out / "metrics.jsonl").read_text().splitlines()]
+    for points, done, record in _evaluations(records):
         folder = cell.out / "eval" / f"step-{done:06d}"
         summary = json.loads((folder / "results.json").read_text())
         trajs = load_trajectories(folder / "trajectories.jsonl")
@@ -98,8 +98,7 @@ def collect_cell(cell: Cell, wall_s: float, compute: dict[str, Any]) -> CellResu
                     "per_task": per_task,
                 }
             )
-    for line in (cell.out / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in records:
         if "eval_at" not in r and "reward_mean" in r:
             keys = ("step", "horizon", "compute_used", "reward_mean", "success_rate", "invalid_action_rate")
             result.training.append({k: r.get(k) for k in keys})
