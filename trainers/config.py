@@ -72,6 +72,18 @@ class LoraConfig:
 
 
 @dataclass
+class HardwareConfig:
+    gpus: int = help_field(0, "GPUs the run uses (0: those detected, or the CPU); for the memory plan")
+    gpu_memory_gb: float | None = help_field(None, "memory of each GPU in GB (null: as detected)")
+
+    def __post_init__(self) -> None:
+        if self.gpus < 0:
+            raise ConfigError(f"hardware.gpus must be >= 0, got {self.gpus}")
+        if self.gpu_memory_gb is not None and self.gpu_memory_gb <= 0:
+            raise ConfigError(f"hardware.gpu_memory_gb must be > 0, got {self.gpu_memory_gb}")
+
+
+@dataclass
 class WarmStartConfig:
     enabled: bool = help_field(False, "behaviour cloning on successful trajectories before RL")
     source: Literal["oracle", "file"] = help_field("oracle", "oracle: collect with a scripted policy; file: load")
@@ -140,6 +152,9 @@ class TrainConfig(PluginSections):
     curriculum: CurriculumConfig = help_field(None, "the horizon schedule", default_factory=CurriculumConfig)
     optim: OptimConfig = help_field(None, "optimizer and batching", default_factory=OptimConfig)
     lora: LoraConfig = help_field(None, "LoRA (peft)", default_factory=LoraConfig)
+    hardware: HardwareConfig = help_field(
+        None, "the devices the run is planned for (agentgym train --dry-run)", default_factory=HardwareConfig
+    )
     warm_start: WarmStartConfig = help_field(None, "behaviour-cloning warm start", default_factory=WarmStartConfig)
     eval: TrainEvalConfig = help_field(None, "evaluation during training", default_factory=TrainEvalConfig)
     compute: ComputeConfig = help_field(

@@ -21,7 +21,7 @@ import argparse
 import signal
 
 from agentgym.cli.common import config_from_args
-from agentgym.config import config_help
+from agentgym.config import ConfigError, config_help
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config (see configs/); omitted: all defaults")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. steps=10 resume=true")
     p.add_argument("--help-config", action="store_true", help="list every config key with its type, default and help")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the memory plan per device (weights, optimizer, activations...) and stop",
+    )
+    p.add_argument("--force", action="store_true", help="train even when the memory plan says it cannot fit")
     return p
 
 
@@ -48,6 +54,38 @@ def _print_summary(result: dict) -> None:
         print(f"eval {when}: " + ", ".join(f"{k.split('.')[-1]}={v:.3f}" for k, v in scores.items()))
 
 
+def _memory_check(cfg, dry_run: bool, force: bool) -> bool:
+    """Print the plan (--dry-run), or check it before anything loads: on a GPU a run that
+    cannot fit is refused (--force overrides); on the CPU it is a warning."""
+    import sys
+
+    from agentgym.trainers.memory import memory_plan
+
+    try:
+        plan = memory_plan(cfg)
+    except FileNotFoundError as exc:  # a model whose shape is unknown offline: nothing to check against
+        if dry_run:
+            raise ConfigError(f"policy.model: {exc}") from None
+        return True
+    if dry_run:
+        print(plan.table())
+    if plan.fits:
+        return True
+    need, have = plan.total / 1e9, plan.capacity / 1e9
+    fix = ("lora.enabled=true, a smaller optim.micro_batch, rollout.max_concurrent or rollout.max_context_tokens, "
+           "or more devices")  # fmt: skip
+    if dry_run:
+        print(f"does not fit: ~{need:.1f} GB per device, {have:.1f} GB on {plan.device}; try {fix}")
+        return True
+    if plan.device.startswith("cuda") and not force:
+        print(f"error: the run needs ~{need:.1f} GB per device and {plan.device} has {have:.1f} GB "
+              f"(agentgym train ... --dry-run shows the terms): use {fix}; --force trains anyway", file=sys.stderr)  # fmt: skip
+        return False
+    print(f"warning: the run may need ~{need:.1f} GB on {plan.device}, which has {have:.1f} GB ({fix})",
+          file=sys.stderr)  # fmt: skip
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from agentgym.trainers.config import TrainConfig, load_train_config
 
@@ -55,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(config_help(TrainConfig)))
         return 0
     cfg = config_from_args(args, load_train_config)
+    if not _memory_check(cfg, args.dry_run, args.force):
+        return 2
+    if args.dry_run:
+        return 0
     from agentgym.trainers import build_trainer
 
     trainer = build_trainer(cfg)  # checks what the launch reveals too (the env, the folder, the processes)

@@ -1,0 +1,74 @@
+"""The memory plan (`agentgym train CONFIG --dry-run`): exact parameter counts from the
+shipped model configs, every shipped train config planned offline, and a run that cannot
+fit its GPU refused before anything loads."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from agentgym.trainers.config import load_train_config
+from agentgym.trainers.memory import ModelShape, memory_plan, model_config
+
+from agentgym.cli import main
+
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml") if "eval" not in p.name)
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "agentgym" / "policy" / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_the_parameter_count_is_transformers_own_for_every_shipped_model_config(path):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = json.loads(path.read_text())
+    hf = AutoConfig.for_model(**{k: v for k, v in config.items() if not k.startswith("_")})
+    with torch.device("meta"):  # shapes only: no memory
+        model = AutoModelForCausalLM.from_config(hf)
+    assert ModelShape.from_config(config).parameters() == sum(p.numel() for p in model.parameters())
+
+
+def test_the_lora_count_is_peft_own():
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = model_config("Qwen/Qwen2.5-1.5B-Instruct")
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    peft = get_peft_model(model, LoraConfig(r=16, target_modules=targets))
+    trained = sum(p.numel() for p in peft.parameters() if p.requires_grad)
+    assert ModelShape.from_config(config).lora_parameters(16, targets) == trained
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_the_dry_run_plans_every_shipped_config_offline(path, capsys):
+    assert main(["train", str(path), "hardware.gpus=1", "hardware.gpu_memory_gb=80", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for term in ("weights", "gradients", "AdamW moments", "activations (no checkpointing)", "total"):
+        assert term in out, term
+
+
+def test_the_plan_adds_up_its_terms():
+    cfg = load_train_config("configs/tools_grpo.yaml", ["lora.enabled=false", "policy.dtype=bfloat16"])
+    plan = memory_plan(cfg, device="cuda", capacity_gb=80)
+    params = ModelShape.from_config(model_config(cfg.policy.model)).parameters()
+    assert plan.terms["weights"] == params * 2 and plan.terms["AdamW moments"] == 4 * params
+    assert plan.total == pytest.approx(sum(plan.terms.values()) + plan.activations)
+    lora = memory_plan(load_train_config("configs/tools_grpo.yaml", ["lora.enabled=true"]), "cuda", 80)
+    assert lora.terms["gradients"] < plan.terms["gradients"] / 50  # only the adapter is trained
+
+
+def test_a_run_that_cannot_fit_its_gpu_is_refused_before_anything_loads(tmp_path):
+    cmd = [sys.executable, "-m", "agentgym.cli", "train", "configs/tools_grpo.yaml", "hardware.gpus=1",
+           "hardware.gpu_memory_gb=24", "policy.device=cuda", f"output_dir={tmp_path}"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "error: the run needs ~" in out.stderr and "--force" in out.stderr
+    assert not any(tmp_path.iterdir())  # nothing was written: it stopped before the model loaded
+
+
+def test_an_unknown_model_offline_is_a_config_error_in_the_dry_run(capsys):
+    assert main(["train", "configs/quickstart.yaml", "policy.model=nobody/no-such-model", "--dry-run"]) == 2
+    assert "policy.model: no config.json for 'nobody/no-such-model'" in capsys.readouterr().err
