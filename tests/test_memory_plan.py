@@ -56,6 +56,9 @@ def test_the_plan_adds_up_its_terms():
     plan = memory_plan(cfg, device="cuda", capacity_gb=80)
     params = ModelShape.from_config(model_config(cfg.policy.model)).parameters()
     assert plan.terms["weights"] == params * 2 and plan.terms["AdamW moments"] == 4 * params
+    auto = memory_plan(load_train_config("configs/tools_grpo.yaml", ["lora.enabled=false"]), "cuda", 80)
+    assert auto.terms["weights"] == params * 4  # "auto" trains fp32 weights (bf16 autocast in the forward)
+    assert auto.activations == pytest.approx(plan.activations)  # the activations are bf16 either way
     assert plan.total == pytest.approx(sum(plan.terms.values()) + plan.activations)
     lora = memory_plan(load_train_config("configs/tools_grpo.yaml", ["lora.enabled=true"]), "cuda", 80)
     assert lora.terms["gradients"] < plan.terms["gradients"] / 50  # only the adapter is trained

@@ -3,8 +3,8 @@ shape and the config before anything loads (`agentgym train CONFIG --dry-run`).
 
 Terms, per device (every rank holds a whole copy of the model today: data parallel):
 
-- weights: every parameter at the policy's dtype (bf16 on a GPU, fp32 on the CPU); with
-  LoRA, the adapter's parameters besides;
+- weights: every parameter at the training dtype (`policy.dtype`; "auto" is fp32 on every
+  device, with the forward under bf16 autocast on a GPU); with LoRA, the adapter's besides;
 - gradients and AdamW's two moments: of the trained parameters (all of them, or the adapter);
 - the KL reference when `kl_coef > 0`: a frozen copy of the model (full fine-tuning) or of
   the adapter (LoRA; the base is shared);
@@ -143,6 +143,7 @@ class MemoryPlan:
     activations_checkpointed: float = 0.0
     checkpointing: bool = False
     capacity: float | None = None  # the device's memory (bytes), when known
+    activation_bytes: int = 4
 
     @property
     def total(self) -> float:
@@ -158,7 +159,8 @@ class MemoryPlan:
         rows.append(("activations (no checkpointing)", self.activations))
         rows.append(("activations (gradient checkpointing)", self.activations_checkpointed))
         width = max(len(k) for k, _ in rows)
-        lines = [f"memory plan of {self.model} on {self.device} ({self.dtype_bytes * 8}-bit weights), per device:"]
+        lines = [f"memory plan of {self.model} on {self.device} ({self.dtype_bytes * 8}-bit weights, "
+                 f"{self.activation_bytes * 8}-bit activations), per device:"]  # fmt: skip
         lines += [f"  {k:<{width}}  {v / GB:9.2f} GB" for k, v in rows]
         cap = f" of {self.capacity / GB:.1f} GB" if self.capacity else ""
         which = "with" if self.checkpointing else "without"
@@ -173,8 +175,10 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     gpus = hw.gpus if hw is not None else 0
     device = device or cfg.policy.device or ("cuda" if gpus else "cpu")
     gpu = device.startswith("cuda")
-    dtype = cfg.policy.dtype
-    b = {"float32": 4, "bfloat16": 2, "float16": 2}.get(dtype, 2 if gpu else 4)
+    # The trainer keeps "auto" weights in fp32 on every device (AdamW on bf16 weights loses
+    # small updates) and runs the forward under bf16 autocast on a GPU (trainers/common.py).
+    b = 2 if cfg.policy.dtype in ("bfloat16", "float16") else 4
+    ab = 2 if gpu else b  # activations
     shape = ModelShape.from_config(model_config(cfg.policy.model))
     params = shape.parameters()
     terms: dict[str, float] = {"weights": params * b}
@@ -188,13 +192,13 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     if getattr(algo, "kl_coef", 0.0) > 0:
         terms["KL reference"] = trained * b  # a copy of the adapter, or of the whole model
     tokens = cfg.optim.micro_batch * cfg.rollout.max_context_tokens
-    per_layer = tokens * (10 * shape.hidden + 4 * shape.intermediate) * b
+    per_layer = tokens * (10 * shape.hidden + 4 * shape.intermediate) * ab
     logits = 3 * cfg.optim.micro_batch * min(cfg.optim.logprob_chunk, cfg.rollout.max_context_tokens) * shape.vocab * 4
     activations = shape.layers * per_layer + logits
-    checkpointed = shape.layers * tokens * shape.hidden * b + per_layer + logits
+    checkpointed = shape.layers * tokens * shape.hidden * ab + per_layer + logits
     if cfg.policy.backend == "hf":
         kv = cfg.rollout.max_concurrent * cfg.rollout.max_context_tokens * 2 * shape.layers * shape.kv_heads
-        terms["rollout KV cache"] = kv * shape.head_dim * b
+        terms["rollout KV cache"] = kv * shape.head_dim * b  # generation runs on the training weights
     capacity = capacity_gb * GB if capacity_gb else None
     if capacity is None and gpu and hw is not None and hw.gpu_memory_gb:
         capacity = hw.gpu_memory_gb * GB
@@ -202,7 +206,9 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
         capacity = _detected_capacity(device)
     if cfg.policy.backend == "vllm" and capacity:
         terms["vLLM engine"] = cfg.policy.gpu_memory_utilization * capacity
-    return MemoryPlan(cfg.policy.model, device, b, terms, activations, checkpointed, capacity=capacity)
+    return MemoryPlan(
+        cfg.policy.model, device, b, terms, activations, checkpointed, capacity=capacity, activation_bytes=ab
+    )
 
 
 def _detected_capacity(device: str) -> float | None:
