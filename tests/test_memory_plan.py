@@ -75,3 +75,25 @@ def test_a_run_that_cannot_fit_its_gpu_is_refused_before_anything_loads(tmp_path
 def test_an_unknown_model_offline_is_a_config_error_in_the_dry_run(capsys):
     assert main(["train", "configs/quickstart.yaml", "policy.model=nobody/no-such-model", "--dry-run"]) == 2
     assert "policy.model: no config.json for 'nobody/no-such-model'" in capsys.readouterr().err
+
+
+def test_gradient_checkpointing_gives_the_update_of_a_plain_backward_and_lowers_the_planned_memory(tmp_path):
+    import torch
+
+    from agentgym.trainers import build_trainer
+    from tests.test_train_support import tiny_config
+
+    plain = build_trainer(tiny_config(tmp_path / "a", "threads=1"))
+    ckpt = build_trainer(tiny_config(tmp_path / "b", "threads=1", "optim.gradient_checkpointing=true"))
+    assert ckpt.model.is_activation_checkpointing and not plain.model.is_activation_checkpointing
+    trajs, _ = plain.collect(0, 2)
+    metrics = []
+    for t in (plain, ckpt):
+        t.model.train()
+        metrics.append(t.update(trajs, 2))
+    print({k: (metrics[0][k], metrics[1][k]) for k in metrics[0]})
+    assert metrics[0]["loss"] == pytest.approx(metrics[1]["loss"], rel=1e-5, abs=1e-7)
+    assert metrics[0]["grad_norm"] == pytest.approx(metrics[1]["grad_norm"], rel=1e-4)
+    cfg = tiny_config(tmp_path / "c", "optim.gradient_checkpointing=true")
+    plan = memory_plan(cfg, device="cpu")
+    assert plan.checkpointing and plan.total == pytest.approx(sum(plan.terms.values()) + plan.activations_checkpointed)

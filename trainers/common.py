@@ -178,8 +178,11 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def build_trainable_model(model_name: str, dtype: str, device: str | None, lora: LoraConfig) -> tuple[Any, Any]:
-    """(model, tokenizer) ready to train: full fine-tune, or a peft LoRA adapter.
+def build_trainable_model(
+    model_name: str, dtype: str, device: str | None, lora: LoraConfig, gradient_checkpointing: bool = False
+) -> tuple[Any, Any]:
+    """(model, tokenizer) ready to train: full fine-tune, or a peft LoRA adapter; with
+    `gradient_checkpointing`, each layer's activations are recomputed in the backward pass.
 
     `dtype="auto"` means float32 weights here, also on GPUs: the forward runs under bf16
     autocast there, while AdamW updates full-precision weights (bf16 weights lose small updates).
@@ -199,6 +202,9 @@ def build_trainable_model(model_name: str, dtype: str, device: str | None, lora:
                 task_type="CAUSAL_LM",
             ),
         )
+    if gradient_checkpointing:
+        # Non-reentrant: correct with frozen embeddings (LoRA) without enable_input_require_grads.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
     return model, tokenizer
 

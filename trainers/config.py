@@ -51,6 +51,9 @@ class OptimConfig:
     max_grad_norm: float = help_field(1.0, "gradient clipping (0 = off)")
     micro_batch: int = help_field(8, "rows (segments) per forward/backward; gradients accumulate over the batch")
     logprob_chunk: int = help_field(256, "positions per log-softmax chunk (bounds the vocab-sized memory)")
+    gradient_checkpointing: bool = help_field(
+        False, "recompute each layer's activations in the backward pass: keeps ~1/L of them, at ~1/3 more compute"
+    )
     ppo_epochs: int = help_field(1, "passes over each rollout batch")
     minibatches: int = help_field(1, "optimizer steps per pass over the rollout batch")
     old_logprobs: Literal["auto", "recompute", "rollout"] = help_field(

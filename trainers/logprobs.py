@@ -68,7 +68,15 @@ def _hidden(backbone: Any, batch: Any) -> torch.Tensor:
     """The backbone's last hidden states (B x T x d), the shared prefix computed once."""
     ids, attn = batch.input_ids, batch.attention_mask
     p = _shared_prefix(batch)
-    if p < MIN_SHARED_PREFIX:
+    # Under gradient checkpointing a training forward keeps no cache, so the prefix cannot
+    # be shared: every row runs whole.
+    flag = (
+        "is_activation_checkpointing"
+        if hasattr(type(backbone), "is_activation_checkpointing")
+        else ("is_gradient_checkpointing")
+    )  # transformers 5 renamed it
+    checkpointed = bool(getattr(backbone, flag, False)) and backbone.training
+    if p < MIN_SHARED_PREFIX or checkpointed:
         return backbone(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
     arg = cache_argument(backbone)
     cache = DynamicCache(config=backbone.config.get_text_config(decoder=True))

@@ -118,7 +118,9 @@ class Trainer(ABC):
             device = cfg.policy.device
             if self.dist.device is not None and device in (None, "cuda"):
                 device = str(self.dist.device)  # one GPU per local rank
-            model, tokenizer = build_trainable_model(cfg.policy.model, cfg.policy.dtype, device, cfg.lora)
+            model, tokenizer = build_trainable_model(
+                cfg.policy.model, cfg.policy.dtype, device, cfg.lora, cfg.optim.gradient_checkpointing
+            )
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
         self.pad_id = pad_token_id(tokenizer)

@@ -207,8 +207,9 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     if cfg.policy.backend == "vllm" and capacity:
         terms["vLLM engine"] = cfg.policy.gpu_memory_utilization * capacity
     return MemoryPlan(
-        cfg.policy.model, device, b, terms, activations, checkpointed, capacity=capacity, activation_bytes=ab
-    )
+        cfg.policy.model, device, b, terms, activations, checkpointed,
+        checkpointing=cfg.optim.gradient_checkpointing, capacity=capacity, activation_bytes=ab,
+    )  # fmt: skip
 
 
 def _detected_capacity(device: str) -> float | None:
