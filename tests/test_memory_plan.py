@@ -78,9 +78,8 @@ def test_an_unknown_model_offline_is_a_config_error_in_the_dry_run(capsys):
 
 
 def test_gradient_checkpointing_gives_the_update_of_a_plain_backward_and_lowers_the_planned_memory(tmp_path):
-    import torch
-
     from agentgym.trainers import build_trainer
+
     from tests.test_train_support import tiny_config
 
     plain = build_trainer(tiny_config(tmp_path / "a", "threads=1"))
@@ -91,7 +90,6 @@ def test_gradient_checkpointing_gives_the_update_of_a_plain_backward_and_lowers_
     for t in (plain, ckpt):
         t.model.train()
         metrics.append(t.update(trajs, 2))
-    print({k: (metrics[0][k], metrics[1][k]) for k in metrics[0]})
     assert metrics[0]["loss"] == pytest.approx(metrics[1]["loss"], rel=1e-5, abs=1e-7)
     assert metrics[0]["grad_norm"] == pytest.approx(metrics[1]["grad_norm"], rel=1e-4)
     cfg = tiny_config(tmp_path / "c", "optim.gradient_checkpointing=true")
