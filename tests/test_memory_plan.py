@@ -44,11 +44,15 @@ def test_the_lora_count_is_peft_own():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_the_dry_run_plans_every_shipped_config_offline(path, capsys):
-    assert main(["train", str(path), "hardware.gpus=1", "hardware.gpu_memory_gb=80", "--dry-run"]) == 0
+def test_the_dry_run_plans_every_shipped_config_offline_and_each_gpu_recipe_fits_its_hardware(path, capsys):
+    cfg = load_train_config(str(path))
+    overrides = [] if cfg.hardware.gpus else ["hardware.gpus=1", "hardware.gpu_memory_gb=80"]
+    assert main(["train", str(path), *overrides, "--dry-run"]) == 0
     out = capsys.readouterr().out
     for term in ("weights", "gradients", "AdamW moments", "activations (no checkpointing)", "total"):
         assert term in out, term
+    if cfg.hardware.gpus:  # a GPU recipe states its hardware, and fits it
+        assert cfg.hardware.gpu_memory_gb and "does not fit" not in out, out
 
 
 def test_the_plan_adds_up_its_terms():
