@@ -56,7 +56,9 @@ def test_the_dry_run_plans_every_shipped_config_offline_and_each_gpu_recipe_fits
 
 
 def test_the_plan_adds_up_its_terms():
-    cfg = load_train_config("configs/tools_grpo.yaml", ["lora.enabled=false", "policy.dtype=bfloat16"])
+    cfg = load_train_config(
+        "configs/tools_grpo.yaml", ["lora.enabled=false", "policy.dtype=bfloat16", "optim.gradient_checkpointing=false"]
+    )
     plan = memory_plan(cfg, device="cuda", capacity_gb=80)
     params = ModelShape.from_config(model_config(cfg.policy.model)).parameters()
     assert plan.terms["weights"] == params * 2 and plan.terms["AdamW moments"] == 4 * params
@@ -65,7 +67,7 @@ def test_the_plan_adds_up_its_terms():
     assert auto.activations == pytest.approx(plan.activations)  # the activations are bf16 either way
     assert plan.total == pytest.approx(sum(plan.terms.values()) + plan.activations)
     lora = memory_plan(load_train_config("configs/tools_grpo.yaml", ["lora.enabled=true"]), "cuda", 80)
-    assert lora.terms["gradients"] < plan.terms["gradients"] / 50  # only the adapter is trained
+    assert lora.terms["gradients"] < auto.terms["gradients"] / 50  # only the adapter is trained (both fp32)
 
 
 def test_a_run_that_cannot_fit_its_gpu_is_refused_before_anything_loads(tmp_path):
