@@ -220,6 +220,15 @@ def _detected_capacity(device: str) -> float | None:
             index = int(device.split(":")[1]) if ":" in device else 0
             return float(torch.cuda.get_device_properties(index).total_memory)
         return None
+    # RAM the run can have: MemAvailable counts the page cache the kernel gives back (free
+    # memory alone is small on any machine that has read files).
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
