@@ -106,7 +106,8 @@ def test_gradient_checkpointing_gives_the_update_of_a_plain_backward_and_lowers_
 def test_on_the_cpu_the_plan_is_checked_against_the_memory_the_kernel_can_give_not_only_free_pages():
     from agentgym.trainers.memory import _detected_capacity
 
-    available = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemAvailable:"))
+    lines = Path("/proc/meminfo").read_text().splitlines()
+    available = next(int(line.split()[1]) for line in lines if line.startswith("MemAvailable:"))
     # A run is warned about only past MemAvailable (free pages plus the cache it can reclaim):
     # counting free pages alone warned about a 1.7 GB run on a 24 GB machine with a warm cache.
     assert _detected_capacity("cpu") == pytest.approx(available * 1024, rel=0.05)
