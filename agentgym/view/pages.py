@@ -118,12 +118,7 @@ def home_page(roots: Roots, runs: list[Run], loose: list[Path]) -> str:
 
 
 def _run_label(roots: Roots, run: Run) -> str:
-    for root in roots.paths:
-        if run.path == root:
-            return root.name
-        if root in run.path.parents:
-            return f"{root.name}/{run.path.relative_to(root).as_posix()}"
-    return run.name
+    return roots.label(run.path)
 
 
 def _run_summary(run: Run) -> str:

@@ -133,12 +133,6 @@ class Viewer:
             return 200, "text/html", pages.page(target.name, f"<pre>{pages.e(text + cut)}</pre>").encode()
         return _error(404, f"{target.name}: not a file the viewer shows")
 
-    def _label(self, path: Path) -> str:
-        for root in self.roots.paths:
-            if root == path or root in path.parents:
-                return f"{root.name}/{path.relative_to(root).as_posix()}" if root != path else root.name
-        return path.name
-
     def _folder(self, folder: Path) -> str:
         inside = [r for r in self.runs if folder in r.path.parents or r.path == folder]
         files = sorted(p for p in folder.iterdir() if p.is_file())
@@ -163,8 +157,8 @@ class Viewer:
                 if not is_trajectory_file(other_path):
                     raise Refused(f"{query['other']!r} is not a trajectory file")
                 other = (self.roots.url(other_path), self.index(other_path))
-            files = [(self._label(p), self.roots.url(p)) for r in self.runs for p in r.trajectories if p != path]
-            files += [(self._label(p), self.roots.url(p)) for p in self.loose if p != path]
+            files = [(self.roots.label(p), self.roots.url(p)) for r in self.runs for p in r.trajectories if p != path]
+            files += [(self.roots.label(p), self.roots.url(p)) for p in self.loose if p != path]
             return episodes.compare_page(url, index, query["task"], picked, other, files[:30])
         if episode.isdigit() and int(episode) < len(index):
             i = int(episode)

@@ -49,6 +49,15 @@ class Roots:
                 return f"/r/{k}/" + quote(path.relative_to(root).as_posix())
         raise Refused(f"{path} is not under a served path")
 
+    def label(self, path: Path) -> str:
+        """How a page names a file or folder: the root's name and the path below it."""
+        for root in self.paths:
+            if path == root:
+                return root.name
+            if root in path.parents:
+                return f"{root.name}/{path.relative_to(root).as_posix()}"
+        return path.name
+
     def resolve(self, k: str, rel: str) -> Path:
         """The file or folder `/r/K/REL` names; `Refused` when it is not under root K."""
         if not k.isdigit() or int(k) >= len(self.paths):
