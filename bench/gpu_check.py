@@ -45,11 +45,9 @@ def _memory(device: str, peak: bool) -> float:
 
     if device == "cuda":
         return float(torch.cuda.max_memory_allocated() if peak else torch.cuda.memory_allocated())
-    key = "VmHWM" if peak else "VmRSS"
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return float(line.split()[1]) * 1024
-    raise KeyError(key)
+    from memory_plan import _status  # bench/memory_plan.py: the process's resident and peak memory
+
+    return float(_status("VmHWM" if peak else "VmRSS"))
 
 
 def step_memory(name: str, lora: bool, device: str, rows: int, tokens: int) -> dict:
