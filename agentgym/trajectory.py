@@ -9,7 +9,9 @@ JSONL or Parquet with a schema version, and read back unchanged.
 
 Schema versions: 1 (no spans; `load_trajectories` derives them from the loss mask, see
 `legacy_spans`), 2 (spans recorded by the rollout), 3 (`turn_info`: what each turn's env
-`info` said that is not recorded elsewhere, see `turn_info_delta`; empty in older files).
+`info` said that is not recorded elsewhere, see `turn_info_delta`; empty in older files),
+4 (`policy_version`: which weights of a training run sampled it; None in older files and
+outside training).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = [
 EndReason = Literal["success", "failure", "over_turn", "overlong", "aborted"]
 END_REASONS: tuple[str, ...] = ("success", "failure", "over_turn", "overlong", "aborted")
 #: The version `save_trajectories` writes; older files are read back too.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -124,6 +126,9 @@ class Trajectory:
         retokenized: some reply's tokens are the local tokenizer's reading of text a server
             returned (a chat API, a text-only server), not the sampled tokens: fine for
             evaluation, not exact for training.
+        policy_version: in training, the policy version that sampled it: the number of
+            training steps whose updates its weights had seen (step k's rollouts: k, or
+            k - 1 with `async_steps: 1`); None elsewhere.
         schema_version: the record's format (`SCHEMA_VERSION` for new trajectories).
     """
 
@@ -149,6 +154,7 @@ class Trajectory:
     info: dict[str, Any] = field(default_factory=dict)
     turn_info: list[dict[str, Any]] = field(default_factory=list)
     retokenized: bool = False
+    policy_version: int | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

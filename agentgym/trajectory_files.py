@@ -190,6 +190,11 @@ def _checked(row: Any) -> dict[str, Any]:
             f"end_reason must be one of {list(END_REASONS)}, got {row['end_reason']!r:.60}",
         )
     _require(row.get("error") is None or isinstance(row["error"], str), "error must be a string or null")
+    version = row.get("policy_version")
+    _require(
+        version is None or (isinstance(version, int) and not isinstance(version, bool) and version >= 0),
+        f"policy_version must be a whole number >= 0 or null, got {version!r:.60}",
+    )
     _require(
         isinstance(row.get("messages", []), list) and all(isinstance(m, dict) for m in row.get("messages", [])),
         "messages must be a list of objects",

@@ -283,7 +283,7 @@ def test_each_turn_records_what_its_info_changed_and_the_episode_page_shows_it(s
     from tests.test_rollout import run
 
     (traj,), _ = run(smol_tokenizer, respond=lambda msgs: "put", horizon=4, n=1, env_id="agentgym/TestShelf-v0")
-    assert traj.turns == 4 and traj.schema_version == 3
+    assert traj.turns == 4 and traj.schema_version >= 3
     # Turn 1 records everything but the fields kept elsewhere; later turns only what changed.
     assert traj.turn_info[0] == {"items": 0, "shelf": "same every turn"}
     assert traj.turn_info[1] == {"items": 1}
