@@ -124,6 +124,11 @@ class PolicyConfig:
     )
     dtype: str = help_field("auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16")
     device: str | None = help_field(None, "cpu, cuda, cuda:1, ...; default: cuda if available")
+    rollout_dtype: Literal["auto", "float32", "bfloat16", "float16"] = help_field(
+        "auto",
+        "training (hf): the weights rollouts generate with: auto = a bf16 copy synced after each update on a "
+        "GPU, the trained weights themselves on the CPU; or a copy in this dtype",
+    )
     batch_size: int = help_field(16, "most prompts per generation batch (hf)")
     gpu_memory_utilization: float = help_field(
         0.3, "vllm backend: share of GPU memory for the engine (training shares the GPU)"

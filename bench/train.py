@@ -11,6 +11,13 @@ slower, which would measure the neighbours rather than the trainers).
 
     python bench/train.py            # 4 tasks x 8 samples, horizon 4
     python bench/train.py --quick    # 2 tasks x 4 samples, horizon 3
+
+Asynchronous rollouts (`async_steps: 1`) against the synchronous loop: whole training runs
+on an env whose every step waits 200 ms (as a browser or a remote tool does), the two
+arms alternating; the wall time per step, its ratio, and the ideal ratio from the
+synchronous run's own rollout and update times, (rollout + update) / max(rollout, update):
+
+    python bench/train.py --async [--steps 6] [--repeats 2] [--sleep 0.2]
 """
 
 from __future__ import annotations
@@ -25,6 +32,33 @@ import time
 from pathlib import Path
 
 from goals import goal, load_line
+
+import agentgym
+from agentgym import Outcome, Task, TextEnv
+
+
+class SlowCoin(TextEnv):
+    """Every step waits `sleep_s` (I/O, as a browser's); a reply whose characters sum to a
+    multiple of 3 wins (about 1 in 3: GRPO groups carry signal)."""
+
+    def __init__(self, sleep_s: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.sleep_s = sleep_s
+
+    def make_tasks(self, split):
+        return [Task(f"{split}-{i}", f"Coin {i}: say something.", split) for i in range(16)]
+
+    def setup(self, task):
+        return task.instruction
+
+    def transition(self, action):
+        time.sleep(self.sleep_s)
+        if sum(map(ord, action)) % 3 == 0:
+            return Outcome("Yes!", reward=1.0, terminated=True, success=True)
+        return Outcome("No, say something else.")
+
+
+agentgym.register("SlowCoin-bench-v0", SlowCoin)
 
 BASE = [
     "env.id=agentgym/GuessNumber-16-v0",
@@ -190,14 +224,79 @@ def run_variant(name: str, path: Path, samples: int, model: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def async_gain(model: str, steps: int, repeats: int, sleep_s: float) -> None:
+    """Seconds per training step, synchronous vs async_steps=1, arms alternating."""
+    settings = [
+        "env.id=agentgym/SlowCoin-bench-v0",
+        f"env.kwargs={{sleep_s: {sleep_s}}}",
+        "sampling.max_new_tokens=12",
+        "curriculum.start=3",
+        "tasks_per_step=2",
+        "samples_per_task=4",
+        "rollout.max_concurrent=8",
+        "optim.micro_batch=8",
+        "optim.lr=0.00001",
+        "tensorboard=false",
+        "progress=false",
+        "save_final=false",
+        "eval.at_start=false",
+        "eval.at_end=false",
+        "checkpoint_every=0",
+        "threads=1",
+        f"steps={steps}",
+        f"policy.model={model}",
+    ]
+    from agentgym.trainers import build_trainer
+    from agentgym.trainers.config import load_train_config
+
+    per_step: dict[int, list[float]] = {0: [], 1: []}
+    parts: dict[str, list[float]] = {"rollout": [], "update": []}
+    staleness: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="agentgym-bench-async-") as tmp:
+        for rep in range(repeats):
+            for mode in (0, 1):
+                out = Path(tmp) / f"{mode}-{rep}"
+                cfg = load_train_config(None, [*settings, f"async_steps={mode}", f"output_dir={out}"])
+                with build_trainer(cfg) as trainer:
+                    trainer.rollout_pool()  # env workers up before the clock starts
+                    t0 = time.perf_counter()
+                    trainer.train()
+                    wall = time.perf_counter() - t0
+                rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+                per_step[mode].append(wall / steps)
+                if mode == 0:
+                    parts["rollout"] += [r["time_rollout_s"] for r in rows]
+                    parts["update"] += [r["time_update_s"] for r in rows]
+                else:
+                    staleness += [r["policy_staleness"] for r in rows]
+                print(f"run {rep + 1}/{repeats} async_steps={mode}: {wall / steps:.2f} s/step", flush=True)
+    rollout, update = (sum(v) / len(v) for v in (parts["rollout"], parts["update"]))
+    sync, asyn = (min(per_step[m]) for m in (0, 1))
+    print(f"\nGRPO on SlowCoin (every env step waits {sleep_s * 1000:.0f} ms), {model}, 2 tasks x 4 samples, "
+          f"horizon 3, {steps} steps, best of {repeats} runs an arm, CPU, 1 torch thread")  # fmt: skip
+    print(f"synchronous: {sync:.2f} s/step (rollouts {rollout:.2f} s, update {update:.2f} s)")
+    print(f"async_steps=1: {asyn:.2f} s/step; policy staleness at most {max(staleness):.0f}")
+    ideal = (rollout + update) / max(rollout, update)
+    print(f"ideal speed-up from the synchronous parts (rollout + update) / max: {ideal:.2f}x")
+    print(goal("async_steps=1 speed-up over synchronous, wall time per step", sync / asyn, 1.2, unit="x"))
+    print(load_line())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 tasks x 4 samples at horizon 3")
     parser.add_argument("--model", default="smollm2-135m", help="model to train (default: the embedded one)")
+    parser.add_argument("--async", dest="asynchronous", action="store_true", help="async_steps=1 vs synchronous")
+    parser.add_argument("--steps", type=int, default=6, help="--async: training steps a run")
+    parser.add_argument("--repeats", type=int, default=2, help="--async: runs an arm (the best counts)")
+    parser.add_argument("--sleep", type=float, default=0.2, help="--async: seconds every env step waits")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.asynchronous:
+        async_gain(args.model, args.steps, args.repeats, args.sleep)
+        return
     if args.variant:
         fn = {"ours-full": (ours, False), "ours-lora": (ours, True), "trl-full": (trl, False), "trl-lora": (trl, True)}
         func, lora = fn[args.variant]

@@ -68,12 +68,15 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
     links: dict[str, Path] | None = None,
+    files: dict[str, Any] | None = None,
 ) -> Path:
     """Write checkpoint `step` (the number of steps done) and keep the `keep` newest.
 
     `state` is JSON-safe (curriculum, last metrics, ...); RNG states are taken here so
     that they are the ones the next step starts from. `links`: files written once per run
     (a KL reference) that the checkpoint holds too, as hard links (copies where links fail).
+    `files`: optional objects written with torch.save under their names (`pending.pt`: the
+    next step's rollouts, collected by asynchronous training before the checkpoint).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -87,6 +90,8 @@ def save_checkpoint(
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(jsonio.dumps({"step": step, **state}, indent=1))
+    for name, obj in (files or {}).items():
+        torch.save(obj, tmp / name)
     for name, src in (links or {}).items():
         link_or_copy(src, tmp / name)
     if final.exists():
@@ -142,13 +147,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path}: optim.pt holds no optimizer and scheduler state")
     if not isinstance(out["state"], dict) or not isinstance(out["state"].get("step"), int):
         raise CheckpointError(f"checkpoint {path}: state.json has no step")
-    if (path / "reference.pt").exists():
-        try:
-            out["reference.pt"] = torch.load(path / "reference.pt", weights_only=True, map_location="cpu")
-        except Exception as exc:
-            raise CheckpointError(
-                f"checkpoint {path}: reference.pt cannot be read ({type(exc).__name__}: {exc})"
-            ) from exc
+    for name, weights_only in (("reference.pt", True), ("pending.pt", False)):  # files some checkpoints hold
+        if (path / name).exists():
+            try:
+                out[name] = torch.load(path / name, weights_only=weights_only, map_location="cpu")
+            except Exception as exc:
+                raise CheckpointError(
+                    f"checkpoint {path}: {name} cannot be read ({type(exc).__name__}: {exc})"
+                ) from exc
     return out
 
 

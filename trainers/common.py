@@ -49,6 +49,7 @@ class Row:
         advantage: the row's scalar advantage (GRPO; every generated token gets it).
         token_rewards: per-token rewards (each turn's reward on the last token of its action).
         traj_index: which trajectory it came from.
+        segment: which of its segments this row is.
         spans: the segment's generated replies (`Span`s), positions in `input_ids`.
         cut: the rollout was cut by the turn cap or the window (over_turn, overlong): its
             last state is not terminal.
@@ -65,6 +66,7 @@ class Row:
     advantage: float = 0.0
     token_rewards: list[float] = field(default_factory=list)
     traj_index: int = 0
+    segment: int = 0
     spans: list[Span] = field(default_factory=list)
     cut: bool = False
     ref_logprobs: list[float] = field(default_factory=list)
@@ -105,7 +107,7 @@ def rows_from_trajectories(
                 "action span produced them; trajectories must record their spans (the rollout does; "
                 "load_trajectories derives them for older files)"
             )
-        for seg in traj.segments:
+        for j, seg in enumerate(traj.segments):
             n_prompt = len(seg.prompt_ids)
             spans = [Span(n_prompt + s.start, n_prompt + s.end, s.kind, s.turn, s.message) for s in seg.spans]
             rewards = [0.0] * len(seg.input_ids)
@@ -120,6 +122,7 @@ def rows_from_trajectories(
                     advantage=advantages[i] if advantages is not None else 0.0,
                     token_rewards=rewards,
                     traj_index=i,
+                    segment=j,
                     spans=spans,
                     cut=traj.end_reason in CUT,
                 )

@@ -58,7 +58,8 @@ class OptimConfig:
     minibatches: int = help_field(1, "optimizer steps per pass over the rollout batch")
     old_logprobs: Literal["auto", "recompute", "rollout"] = help_field(
         "auto",
-        "ratio reference: auto = current weights when one update per batch (exact, free), else recompute; "
+        "ratio reference: auto = current weights when one update per batch (exact, free), else recompute; with "
+        "async_steps=1, the weights that sampled (one version older), by the training forward; "
         "recompute = a no-grad pass under the pre-update weights; rollout = the sampler's log-probs",
     )
 
@@ -166,6 +167,11 @@ class TrainConfig(PluginSections):
     steps: int = help_field(
         100, "training steps (one rollout batch and one update each); with compute.total, the most steps"
     )
+    async_steps: int = help_field(
+        0,
+        "1: the rollouts of step k+1 run while step k's update does, sampled by the weights of before that "
+        "update (staleness 1, the ratio's reference recomputed under them); 0: rollouts then update, in turn",
+    )
     tasks_per_step: int = help_field(4, "tasks per rollout batch")
     samples_per_task: int = help_field(8, "G: rollouts per task (the GRPO group)")
     seed: int = help_field(0, "seed of task sampling, rollouts and initialisation")
@@ -227,6 +233,16 @@ class TrainConfig(PluginSections):
             raise ConfigError(
                 f"policy.backend must be 'hf' or 'vllm' for training (got {self.policy.backend!r}): "
                 "the trainer generates with the model it trains"
+            )
+        if self.async_steps not in (0, 1):
+            raise ConfigError(
+                f"async_steps must be 0 (rollouts, then the update) or 1 (the next step's rollouts during the "
+                f"update, one policy version stale), got {self.async_steps}"
+            )
+        if self.async_steps and self.policy.backend != "hf":
+            raise ConfigError(
+                "async_steps=1 needs policy.backend=hf: the vLLM engine would load the trained weights while the "
+                "update changes them (set async_steps=0 with vllm)"
             )
         if self.optim.micro_batch < 1 or self.optim.ppo_epochs < 1 or self.optim.minibatches < 1:
             raise ConfigError("optim.micro_batch, optim.ppo_epochs and optim.minibatches must be >= 1")

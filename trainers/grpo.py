@@ -26,7 +26,9 @@ exactly 1 in value, the right gradient, and no extra forward pass. With several 
 pre-update weights in one no-grad pass. The rollout-time log-probs are not the default:
 generation runs with left padding and cached keys/values (bf16 on GPUs), so they differ
 from the training forward by numerical noise that would bias the ratio, and scripted
-policies report none.
+policies report none. With `async_steps: 1` the batch was sampled by the weights of one
+update ago: the ratio's reference is theirs, computed by the training forward on the
+sampler's copy before it synced ("behaviour", `Trainer.ratio_reference`).
 
 GiGPO (`algo: gigpo`, `trainers/gigpo.py`) extends this trainer: each generated token of
 turn t gets A_E + omega * A_S(t), a step-level advantage from the turns of the group's
@@ -193,16 +195,15 @@ class GRPOTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.g = self.algo_config()
         if self.g.kl_coef > 0:  # the policy RL starts from (re-captured after a warm start)
-            self.reference = Reference(self.model)
+            self.reference = Reference(self.model, torch.bfloat16 if self.device.type == "cuda" else None)
 
     def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
         cfg = self.cfg
         groups = [i // cfg.samples_per_task for i in range(len(trajs))]
         _, rows, metrics = self.advantages(trajs, groups)
-        o = cfg.optim
-        mode = o.old_logprobs
-        if mode == "auto":
-            mode = "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
+        mode = self.ratio_reference()
+        if mode == "behaviour":
+            self.fill_behaviour(rows)
         self.prepare(rows, recompute_old=mode == "recompute")
         metrics.update(
             self.optimize(rows, lambda mb: self.surrogate_loss(mb, backward=True, current_as_old=mode == "current"))

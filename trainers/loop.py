@@ -16,6 +16,15 @@ checkpoint) where the fraction crosses each of `compute.eval_at`.
 SIGINT or SIGTERM during the steps ends the run at the next step boundary with a checkpoint
 (`Trainer.stop`), from which `resume=true` continues exactly.
 
+Rollouts generate with `Trainer.sampler` (trainers/sampler.py): the trained model itself, or a
+copy synced after each update (bf16 on a GPU). With `async_steps: 1`, step k+1's rollouts run
+in a background thread while step k's update runs, sampled by the weights of before that
+update (one policy version stale, never more); the update's ratio then compares with those
+weights' log-probs, recomputed by the training forward on the copy before it is synced (exact:
+the ratio's reference is the policy that sampled). A checkpoint holds the next step's rollouts
+(`pending.pt`), so that a resumed run trains on the same batches. `async_steps: 0` is the loop
+as it always was.
+
 Under `accelerate launch` or `torchrun` (see `trainers/distributed.py`) every rank runs this
 same loop on its share of each step's tasks; gradients and update statistics are summed
 over the ranks, so every rank takes the same optimizer step, and the rollout metrics come
@@ -37,6 +46,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +67,7 @@ from agentgym.trainers.curriculum import Curriculum
 from agentgym.trainers.distributed import Dist
 from agentgym.trainers.metrics import MetricsLogger, batch_metrics
 from agentgym.trainers.reference import Reference
+from agentgym.trainers.sampler import Sampler, rollout_dtype
 from tqdm import tqdm
 
 from agentgym.checks import check_env, check_output_dir
@@ -78,6 +89,32 @@ __all__ = ["MetricsLogger", "Trainer", "batch_metrics"]  # the first and last li
 
 #: The signals that stop a run cleanly: Ctrl-C, and what schedulers (SLURM, Kubernetes) send before killing.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclasses.dataclass
+class Pending:
+    """A step's rollouts collected ahead of it (async_steps), with their log-probs under the
+    weights that sampled them (per trajectory, per segment) and the generation time."""
+
+    step: int
+    horizon: int
+    trajs: list[Trajectory]
+    behaviour: list[list[list[float]]]
+    generate_seconds: float
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "horizon": self.horizon,
+            "trajectories": [t.to_dict() for t in self.trajs],
+            "behaviour": self.behaviour,
+            "generate_seconds": self.generate_seconds,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Pending:
+        trajs = [Trajectory.from_dict(d) for d in state["trajectories"]]
+        return cls(state["step"], state["horizon"], trajs, state["behaviour"], state["generate_seconds"])
 
 
 class Trainer(ABC):
@@ -124,6 +161,11 @@ class Trainer(ABC):
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
         self.pad_id = pad_token_id(tokenizer)
+        hf = cfg.policy.backend == "hf"
+        # The weights rollouts read: the trained model, or a copy (bf16 on a GPU; async_steps).
+        self.sampler = Sampler(
+            model, rollout_dtype(cfg.policy.rollout_dtype, self.device) if hf else None, separate=cfg.async_steps > 0
+        )
         self.policy = self.build_policy()
         self.curriculum = Curriculum(cfg.curriculum)
         self.modules = self.extra_modules()
@@ -145,6 +187,11 @@ class Trainer(ABC):
         self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
         self.stop_requested: str | None = None  # why the run should stop after the step in progress (`stop`)
         self.progress_label = "train"  # the progress bar's label (an experiment names the arm and seed)
+        # async_steps: the next step's rollouts, collecting (`prefetching`) or collected (`pending`).
+        self.prefetching: Future[Pending] | None = None
+        self.pending: Pending | None = None
+        self.behaviour: list[list[list[float]]] | None = None  # the batch's log-probs under the weights that sampled it
+        self.pending_shares: list[dict[str, Any]] | None = None  # every rank's `pending`, for checkpoints
 
     def algo_config(self) -> Any:
         """This algorithm's section of the config (`cfg.<algo>`, a `Config`)."""
@@ -188,7 +235,7 @@ class Trainer(ABC):
             )
         from agentgym.policy.hf import HFPolicy
 
-        return HFPolicy(self.model, self.tokenizer, batch_size=p.batch_size)
+        return HFPolicy(self.sampler.model, self.tokenizer, batch_size=p.batch_size)
 
     # ------------------------------------------------------------------ algorithm hooks
 
@@ -220,11 +267,62 @@ class Trainer(ABC):
         ]
         torch.manual_seed(self.dist.seed(cfg.seed * 1_000_003 + step))
         self.clear_policy_cache()
-        self.model.eval()
+        self.sampler.eval()
         stats = RolloutStats()
         sampling, options = rollout_settings(cfg)
         trajs = self.rollout_pool().run(self.policy, specs, sampling, options, stats=stats)
+        for t in trajs:
+            t.policy_version = self.sampler.version
         return trajs, stats
+
+    def collect_pending(self, step: int, horizon: int) -> Pending:
+        """`collect`, then the rollouts' log-probs under the weights that sampled them (the
+        ratio's reference in asynchronous training), while the sampler still holds them."""
+        trajs, stats = self.collect(step, horizon)
+        o = self.cfg.optim
+        behaviour = self.sampler.logprobs(
+            trajs, self.pad_id, self.cfg.sampling.temperature, o.logprob_chunk, o.micro_batch
+        )
+        return Pending(step, horizon, trajs, behaviour, stats.generate_seconds)
+
+    def rollouts(self, step: int, horizon: int) -> tuple[list[Trajectory], RolloutStats]:
+        """Step `step`'s rollouts: collected now, or (async_steps) while the last update ran.
+        With async_steps, `behaviour` holds their log-probs under the weights that sampled them."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            if pending.step != step or pending.horizon != horizon:
+                raise RuntimeError(
+                    f"the rollouts collected for step {pending.step} at horizon {pending.horizon} "
+                    f"are not step {step}'s at horizon {horizon}"
+                )
+            self.behaviour = pending.behaviour
+            stats = RolloutStats()
+            stats.generate_seconds = pending.generate_seconds
+            return pending.trajs, stats
+        if not self.cfg.async_steps:
+            return self.collect(step, horizon)
+        pending = self.collect_pending(step, horizon)
+        self.pending = pending
+        return self.rollouts(step, horizon)
+
+    def prefetch(self, step: int, metrics: dict[str, float]) -> None:
+        """async_steps: start collecting step `step`'s rollouts in the background, with the
+        weights the sampler holds now (those of before the update about to run); nothing
+        when the run ends before that step."""
+        if not self.cfg.async_steps or self.meter.exhausted or step >= self.cfg.steps:
+            return
+        horizon = self.horizon(step, metrics)  # the rollout metrics are all the curriculum reads
+        executor = ThreadPoolExecutor(1, thread_name_prefix="agentgym-rollouts")
+        self.prefetching = executor.submit(self.collect_pending, step, horizon)
+        executor.shutdown(wait=False)
+
+    def await_prefetch(self) -> None:
+        """Wait for the rollouts `prefetch` started (their errors are raised here)."""
+        if self.prefetching is not None:
+            future, self.prefetching = self.prefetching, None
+            self.pending = future.result()
+        # Every rank's share, for the checkpoint the main rank may write after this step.
+        self.pending_shares = self.dist.all_gather_object(self.pending.to_state()) if self.pending else None
 
     def rollout_pool(self) -> RolloutPool:
         """The run's one rollout pool (started on first use): training rollouts, the
@@ -255,6 +353,25 @@ class Trainer(ABC):
         g = self.cfg.samples_per_task
         shares = [[s[i : i + g] for i in range(0, len(s), g)] for s in self.dist.all_gather_object(trajs)]
         return [t for k in range(len(shares[0])) for share in shares for t in share[k]]
+
+    def ratio_reference(self) -> str:
+        """Where the ratio's old log-probs come from (`optim.old_logprobs`): "current" (the
+        weights being updated, when they are the ones that sampled and one optimizer step
+        uses the batch), "recompute" (a no-grad pass under the pre-update weights),
+        "behaviour" (async_steps: the weights that sampled, one version older, by the pass
+        `collect_pending` made on the sampler's copy), or "rollout" (the sampler's records)."""
+        o = self.cfg.optim
+        if o.old_logprobs != "auto":
+            return o.old_logprobs
+        if self.behaviour is not None:
+            return "behaviour"
+        return "current" if o.ppo_epochs == 1 and o.minibatches == 1 else "recompute"
+
+    def fill_behaviour(self, rows: list[Row]) -> None:
+        """Each row's old log-probs: its tokens' under the weights that sampled them."""
+        assert self.behaviour is not None
+        for r in rows:
+            r.old_logprobs = list(self.behaviour[r.traj_index][r.segment])
 
     def optimizer_step(self) -> float:
         """Sum the accumulated gradients over the ranks, clip, step the optimizer and the LR
@@ -360,6 +477,7 @@ class Trainer(ABC):
         links = {}
         if self.reference is not None and not self.reference.initial:
             links["reference.pt"] = self.reference_path
+        files = {"pending.pt": self.pending_shares} if self.pending_shares is not None else None
         return save_checkpoint(
             self.out / "checkpoints",
             self.step,
@@ -370,6 +488,7 @@ class Trainer(ABC):
             state,
             keep=self.cfg.keep_checkpoints,
             links=links,
+            files=files,
         )
 
     def resume(self) -> bool:
@@ -388,8 +507,26 @@ class Trainer(ABC):
         self.last_metrics = state["last_metrics"]
         self.meter.used = float(state.get("compute_used", 0.0))
         self.fraction_before_step = float(state.get("fraction_before_step", 0.0))
+        self.resume_pending(ckpt.get("pending.pt"), path)
         self.clear_policy_cache()
         return True
+
+    def resume_pending(self, shares: list[dict[str, Any]] | None, path: Path) -> None:
+        """The next step's rollouts an asynchronous run had collected when it saved (this
+        rank's share): the resumed run trains on them, as the uninterrupted run did."""
+        self.pending = self.pending_shares = None
+        if not shares or not self.cfg.async_steps:
+            return
+        if len(shares) != self.dist.world:
+            if self.dist.is_main:
+                print(
+                    f"agentgym: warning: {path} holds the next step's rollouts of {len(shares)} processes, not "
+                    f"{self.dist.world}: they are collected again, with the resumed weights",
+                    file=sys.stderr,
+                )
+            return
+        self.pending = Pending.from_state(shares[self.dist.rank])
+        self.pending_shares = shares
 
     # ------------------------------------------------------------------ the loop
 
@@ -466,6 +603,7 @@ class Trainer(ABC):
             )
         if resumed:
             self.logger.truncate(self.step)  # a resumed run rewrites what came after its checkpoint
+            self.sampler.sync(self.step)
             return
         if self.dist.is_main and self.logger.path.exists():
             self.logger.path.unlink()  # a fresh run in the same folder starts a fresh log
@@ -475,6 +613,7 @@ class Trainer(ABC):
             self.start_rl_from_here()
             self.logger.log({"step": -1, "warm_start": True, **info, "time_s": time.perf_counter() - t0}, 0)
             seed_everything(self.dist.seed(cfg.seed))  # RL starts from the same RNG whether or not SFT ran
+        self.sampler.sync(self.step)  # the weights RL starts from (warm-started; the same on every rank)
         if cfg.eval.at_start:
             self.evals["start"] = self.evaluate_on_main(0, self.horizon(0))
             self.logger.log({"step": 0, "eval_at": "start", "compute_points": [0.0], **self.evals["start"]}, 0)
@@ -494,7 +633,7 @@ class Trainer(ABC):
         horizon = self.horizon(step, self.last_metrics)
         lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
         t0 = time.perf_counter()
-        trajs, stats = self.collect(step, horizon)
+        trajs, stats = self.rollouts(step, horizon)
         batch = self.gather(trajs)
         self.fraction_before_step = self.meter.fraction
         points = self.meter.add(compute_cost(batch, cfg.compute.unit))  # the whole step's, the same on every rank
@@ -503,12 +642,23 @@ class Trainer(ABC):
         metrics = batch_metrics(batch)  # the same on every rank: the curriculum reads them
         if main:
             warn_aborted(metrics, f"training step {step}")
+        if cfg.async_steps:
+            versions = [t.policy_version for t in batch if t.policy_version is not None]
+            metrics["policy_staleness"] = float(step - min(versions)) if versions else 0.0
+            self.prefetch(step + 1, metrics)  # the next step's rollouts, while this update runs
+        self.model.train()
         metrics.update(self.update(trajs, horizon))  # this rank's share; sums over ranks inside
+        self.behaviour = None
+        t_update = time.perf_counter()
+        self.await_prefetch()
+        self.sampler.sync(step + 1)  # the rollouts (and evaluations) from here on read the updated weights
         self.clear_policy_cache()
         t2 = time.perf_counter()
         self.last_metrics = metrics
         record = {"step": step, "horizon": horizon, "lr": lr, **metrics}
         record.update(time_rollout_s=t1 - t0, time_update_s=t2 - t1, time_generate_s=stats.generate_seconds)
+        if cfg.async_steps:  # the update's own time, and the wait for the next step's rollouts after it
+            record.update(time_update_s=t_update - t1, time_wait_s=t2 - t_update)
         record.update(compute_used=self.meter.used, compute_fraction=self.meter.fraction)
         self.step = step + 1
         periodic = cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < cfg.steps

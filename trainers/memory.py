@@ -6,8 +6,11 @@ Terms, per device (every rank holds a whole copy of the model today: data parall
 - weights: every parameter at the training dtype (`policy.dtype`; "auto" is fp32 on every
   device, with the forward under bf16 autocast on a GPU); with LoRA, the adapter's besides;
 - gradients and AdamW's two moments: of the trained parameters (all of them, or the adapter);
-- the KL reference when `kl_coef > 0`: a frozen copy of the model (full fine-tuning) or of
-  the adapter (LoRA; the base is shared);
+- the KL reference when `kl_coef > 0`: a frozen copy of the model (full fine-tuning; bf16
+  on a GPU) or of the adapter (LoRA; the base is shared);
+- the rollout weights: a copy of the model the rollouts generate with (trainers/sampler.py),
+  bf16 on a GPU (`policy.rollout_dtype`), and in any dtype with `async_steps: 1`; none on
+  the CPU otherwise (generation reads the trained weights);
 - activations of one micro-batch of `optim.micro_batch` rows of `rollout.max_context_tokens`
   tokens, kept for the backward pass: per token and layer ~(10 h + 4 i) values (attention's
   inputs and outputs with SDPA/flash, no T x T scores; SwiGLU's three projections and the
@@ -190,7 +193,13 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     terms["AdamW moments"] = 2 * trained * b
     algo = getattr(cfg, cfg.algo, None)
     if getattr(algo, "kl_coef", 0.0) > 0:
-        terms["KL reference"] = trained * b  # a copy of the adapter, or of the whole model
+        # A copy of the adapter, or of the whole model (bf16 on a GPU: trainers/reference.py).
+        terms["KL reference"] = trained * b if lora or not gpu else trained * 2
+    gen_bytes = b  # of the weights that generate, and so of their KV cache
+    if cfg.policy.backend == "hf":
+        gen_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(cfg.policy.rollout_dtype, 2 if gpu else b)
+        if gen_bytes != b or getattr(cfg, "async_steps", 0):
+            terms["rollout weights (a copy)"] = (params + (trained if lora else 0)) * gen_bytes
     tokens = cfg.optim.micro_batch * cfg.rollout.max_context_tokens
     per_layer = tokens * (10 * shape.hidden + 4 * shape.intermediate) * ab
     logits = 3 * cfg.optim.micro_batch * min(cfg.optim.logprob_chunk, cfg.rollout.max_context_tokens) * shape.vocab * 4
@@ -198,7 +207,7 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     checkpointed = shape.layers * tokens * shape.hidden * ab + per_layer + logits
     if cfg.policy.backend == "hf":
         kv = cfg.rollout.max_concurrent * cfg.rollout.max_context_tokens * 2 * shape.layers * shape.kv_heads
-        terms["rollout KV cache"] = kv * shape.head_dim * b  # generation runs on the training weights
+        terms["rollout KV cache"] = kv * shape.head_dim * gen_bytes
     capacity = capacity_gb * GB if capacity_gb else None
     if capacity is None and gpu and hw is not None and hw.gpu_memory_gb:
         capacity = hw.gpu_memory_gb * GB

@@ -185,12 +185,15 @@ class PPOTrainer(Trainer):
     def prepare(self, rows: list[Row]) -> None:
         """Old log-probs and old values under the pre-update weights, and each row's value
         after its last generated token (a cut rollout's bootstrap)."""
+        mode = self.ratio_reference()
+        if mode == "behaviour":
+            self.fill_behaviour(rows)
         self.model.eval()
         for mb in micro_batches(rows, self.cfg.optim.micro_batch):
             logp, values, after = self.forward(pad_rows(mb, self.pad_id).to(self.device), grad=False)
             for i, r in enumerate(mb):
                 n = len(r.input_ids)
-                if self.cfg.optim.old_logprobs != "rollout":
+                if mode not in ("rollout", "behaviour"):
                     r.old_logprobs = logp[i, :n].float().cpu().tolist()
                 r.old_values = values[i, :n].float().cpu().tolist()
                 last = max(t for t, m in enumerate(r.loss_mask) if m)

@@ -4,7 +4,8 @@ With a warm start, RL starts from the warm-started weights, so the reference is 
 after it (`Reference.capture`): the KL measures how far RL moved, and is 0 at the first
 update. Without one, it is the model as built.
 
-- Full fine-tuning: a frozen copy of the model.
+- Full fine-tuning: a frozen copy of the model; bf16 on a GPU (`dtype`), where the
+  training forward's matmuls run in bf16 under autocast anyway: never a second fp32 copy.
 - LoRA: a frozen copy of the adapter's weights (the base is frozen and shared); the
   reference forward swaps them into the adapter and back (`Reference.active`). The same
   adapter goes on training, so RL continues exactly from the warm start.
@@ -39,8 +40,9 @@ class Reference:
         ...     ref_logp = token_logprobs(module, batch)
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, dtype: torch.dtype | None = None):
         self.model = model
+        self.dtype = dtype  # of a full copy (None: the model's own)
         self.lora = hasattr(model, "disable_adapter")
         self.copy: Any = None
         self.adapter: dict[str, torch.Tensor] = {}
@@ -53,6 +55,8 @@ class Reference:
             self.adapter = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
         elif self.copy is None:
             self.copy = copy.deepcopy(self.model).eval().requires_grad_(False)
+            if self.dtype is not None:
+                self.copy.to(self.dtype)
         else:
             self.copy.load_state_dict(self.model.state_dict())
         self.initial = initial
