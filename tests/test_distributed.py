@@ -40,6 +40,17 @@ VARIANTS = {
         "optim.ppo_epochs=2",
     ],
     "ppo": ["algo=ppo"],  # value head, batch-wide advantage whitening, value loss
+    # FSDP2: weights, gradients and AdamW state sharded over the ranks (one process: unsharded).
+    "grpo_fsdp": ["algo=grpo", "hardware.fsdp=true"],
+    # One row a micro-batch: the ranks' counts differ, and the short one runs padding passes.
+    "grpo_fsdp_kl": [
+        "algo=grpo",
+        "hardware.fsdp=true",
+        "grpo.kl_coef=0.1",
+        "optim.ppo_epochs=2",
+        "optim.micro_batch=1",
+    ],
+    "ppo_fsdp": ["algo=ppo", "hardware.fsdp=true"],
 }
 
 
@@ -97,10 +108,15 @@ def one_update(
         trainer.optimizer = torch.optim.SGD(trainer.params, lr=1.0)
         trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda _: 1.0)
     metrics = trainer.update(trajs, 2)
-    weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    # Sharded weights are gathered whole (every rank calls full_tensor: a collective).
+    weights = {n: _whole(p) for n, p in trainer.model.named_parameters() if p.requires_grad}
     for name, module in trainer.modules.items():
         weights.update({f"{name}.{n}": p.detach().clone() for n, p in module.named_parameters()})
     return weights, metrics
+
+
+def _whole(p: torch.Tensor) -> torch.Tensor:
+    return (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
 
 
 def free_port() -> int:
@@ -126,6 +142,16 @@ def _rank(rank: int, world: int, port: int, out: Path) -> None:
     for name, overrides in VARIANTS.items():
         results[name] = one_update(out / f"{name}-{rank}", overrides, mine)
     results["adamw"] = one_update(out / f"adamw-{rank}", VARIANTS["grpo"], mine, sgd=False)
+    sharded = build_trainer(tiny_config(out / f"fsdp-{rank}", f"tasks_per_step={GROUPS}", "hardware.fsdp=true"))
+    _, rows, _ = sharded.advantages(mine, [i // GROUP for i in range(len(mine))])
+    sharded.cfg.optim.micro_batch = 1
+    results["fsdp"] = {
+        "dtensors": all(hasattr(p, "full_tensor") for p in sharded.model.parameters()),
+        "local": sum(p.to_local().numel() for p in sharded.model.parameters()),
+        "whole": sum(p.numel() for p in sharded.model.parameters()),
+        "micro_batches": len(rows),  # one row each
+        "padded": len(sharded.micro_batches(rows)),
+    }
     trainer = build_trainer(tiny_config(out / f"gather-{rank}", f"tasks_per_step={GROUPS}"))
     results["gathered"] = [(t.task_id, t.sample) for t in trainer.gather(mine)]
     results["nothing_stops"] = trainer.stop_agreed()
@@ -183,6 +209,18 @@ def test_ranks_hold_bit_identical_weights_after_an_update(ranks, variant):
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
+def test_fsdp_shards_the_weights_and_gives_every_rank_as_many_passes_as_the_busiest(ranks):
+    """hardware.fsdp=true: each rank holds about half of every weight (DTensor shards); the
+    rank with fewer micro-batches runs zero-weight padding passes up to the other's count
+    (a forward is a collective there: unequal counts hang, as the FSDP probe showed)."""
+    fsdp = [rank["fsdp"] for rank in ranks]
+    assert all(f["dtensors"] for f in fsdp)
+    assert all(f["local"] < 0.6 * f["whole"] for f in fsdp)
+    counts = [f["micro_batches"] for f in fsdp]
+    assert counts[0] != counts[1], "the batch must give the ranks unequal numbers of micro-batches"
+    assert [f["padded"] for f in fsdp] == [max(counts)] * 2
+
+
 def test_gathered_rollouts_come_back_in_single_process_order(ranks):
     expected = [(t.task_id, t.sample) for t in scripted_batch()]
     assert all(rank["gathered"] == expected for rank in ranks)
@@ -209,6 +247,56 @@ def test_rank_zero_keeps_the_seed_and_other_ranks_get_distinct_reproducible_ones
     seeds = [Dist(world=4, rank=r).seed(1234) for r in range(4)]
     assert seeds[0] == 1234 and len(set(seeds)) == 4
     assert seeds == [Dist(world=4, rank=r).seed(1234) for r in range(4)]
+
+
+def _launch(out: Path, *settings: str, env_extra: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], str]:
+    """`accelerate launch` of `agentgym train` on the tiny model, two CPU processes; the
+    metrics log's records (time fields dropped) and stderr."""
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(WORLD),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), "-m", "agentgym.cli", "train",
+        str(ROOT / "configs" / "quickstart.yaml"), "policy.model=tiny-random", *settings,
+        "tensorboard=false", "progress=false", f"output_dir={out}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", **(env_extra or {}))
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows], proc.stderr
+
+
+def test_sharded_training_with_a_warm_start_and_kl_resumes_exactly_and_saves_whole_weights(tmp_path):
+    """FSDP2 end to end on two CPU processes: the warm start on every rank, a sharded bf16-free
+    KL reference captured after it, evaluations on the main rank from the gathered copy,
+    checkpoints of whole weights, and a resumed run that matches the uninterrupted one.
+    One run turns FSDP on as accelerate's FSDP config does (ACCELERATE_USE_FSDP=true)."""
+    settings = [
+        "lora.enabled=false", "optim.lr=0.001", "optim.schedule=constant", "grpo.kl_coef=0.05",
+        "warm_start.episodes=16", "warm_start.epochs=1", "tasks_per_step=2", "samples_per_task=4",
+        "eval.at_start=false", "eval.horizons=[1]", "eval.num_tasks=2", "eval.samples_per_task=1",
+        "checkpoint_every=2", "save_final=true",
+    ]  # fmt: skip
+    whole, err = _launch(tmp_path / "a", *settings, "steps=3", "hardware.fsdp=true")
+    part, err_env = _launch(tmp_path / "b", *settings, "steps=2", env_extra={"ACCELERATE_USE_FSDP": "true"})
+    resumed, _ = _launch(tmp_path / "b", *settings, "steps=3", "hardware.fsdp=true", "resume=true")
+    line = "agentgym: FSDP2: the weights, gradients and AdamW state are sharded over 2 processes"
+    assert line in err and line in err_env
+    steps = [r for r in whole if "horizon" in r]
+    assert [r["step"] for r in steps] == [0, 1, 2] and sum(r["grad_norm"] > 0 for r in steps) >= 2
+    assert [r for r in resumed if "horizon" in r] == steps
+    assert part[0]["warm_start"] and part[0] == whole[0]  # the warm start: the same loss before and after
+    assert [r for r in whole if r.get("eval_at") == "end"] and [r for r in part if r.get("eval_at") == "end"]
+    weights = torch.load(tmp_path / "a" / "checkpoints" / "step-000003" / "model.pt", weights_only=True)
+    final = torch.load(tmp_path / "a" / "checkpoints" / "reference.pt", weights_only=True)
+    from agentgym.policy.models import load_model
+
+    model, _ = load_model(str(tmp_path / "a" / "final"), dtype="float32", device="cpu")
+    for name, p in model.named_parameters():
+        assert weights[name].shape == p.shape  # whole tensors, not one rank's shard
+        assert torch.equal(weights[name], p.detach())  # the final model: the last step's weights
+        assert final[name].shape == p.shape
 
 
 def test_accelerate_launch_trains_on_two_cpu_processes(tmp_path):

@@ -111,3 +111,27 @@ def test_on_the_cpu_the_plan_is_checked_against_the_memory_the_kernel_can_give_n
     # A run is warned about only past MemAvailable (free pages plus the cache it can reclaim):
     # counting free pages alone warned about a 1.7 GB run on a 24 GB machine with a warm cache.
     assert _detected_capacity("cpu") == pytest.approx(available * 1024, rel=0.05)
+
+
+def test_a_sharded_plan_splits_the_trained_state_over_the_gpus_and_keeps_a_whole_bf16_rollout_copy():
+    """hardware.fsdp: weights, gradients, AdamW moments and the KL reference are 1/N per GPU;
+    the rollouts' bf16 copy is whole on each. Unsharded, the 7B recipe cannot fit one 80 GB GPU."""
+    sharded = memory_plan(load_train_config("configs/search_grpo_7b.yaml"), "cuda", 80)
+    whole = memory_plan(load_train_config("configs/search_grpo_7b.yaml", ["hardware.fsdp=false"]), "cuda", 80)
+    params = ModelShape.from_config(model_config("Qwen/Qwen2.5-7B-Instruct")).parameters()
+    assert sharded.terms["weights (1/8 shard)"] == params * 4 / 8 == whole.terms["weights"] / 8
+    assert sharded.terms["AdamW moments (1/8 shard)"] == 2 * params * 4 / 8
+    assert sharded.terms["KL reference (1/8 shard)"] == params * 2 / 8  # a bf16 copy, sharded too
+    assert sharded.terms["rollout weights (a copy)"] == whole.terms["rollout weights (a copy)"] == params * 2
+    assert sharded.fits and not whole.fits
+
+
+def test_on_a_gpu_rollouts_and_the_kl_reference_are_planned_as_bf16_copies_and_on_the_cpu_as_none():
+    cfg = load_train_config("configs/search_grpo.yaml")
+    params = ModelShape.from_config(model_config(cfg.policy.model)).parameters()
+    gpu = memory_plan(cfg, "cuda", 80)
+    assert gpu.terms["rollout weights (a copy)"] == params * 2 and gpu.terms["KL reference"] == params * 2
+    cpu = memory_plan(cfg, "cpu", 80)
+    assert "rollout weights (a copy)" not in cpu.terms and cpu.terms["KL reference"] == params * 4
+    asynchronous = memory_plan(load_train_config("configs/search_grpo.yaml", ["async_steps=1"]), "cpu", 80)
+    assert asynchronous.terms["rollout weights (a copy)"] == params * 4  # a second fp32 copy samples

@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def save_checkpoint(
     keep: int = 2,
     links: dict[str, Path] | None = None,
     files: dict[str, Any] | None = None,
+    model_state: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write checkpoint `step` (the number of steps done) and keep the `keep` newest.
 
@@ -77,6 +80,8 @@ def save_checkpoint(
     (a KL reference) that the checkpoint holds too, as hard links (copies where links fail).
     `files`: optional objects written with torch.save under their names (`pending.pt`: the
     next step's rollouts, collected by asynchronous training before the checkpoint).
+    `model_state`, `optimizer_state`: what to write instead of the model's trainable state
+    and the optimizer's own (a sharded model's, gathered: `Dist.full_states`).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -85,9 +90,10 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    torch.save(trainable_state(model), tmp / "model.pt")
+    torch.save(model_state if model_state is not None else trainable_state(model), tmp / "model.pt")
     torch.save({k: m.state_dict() for k, m in modules.items()}, tmp / "modules.pt")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+    optim = optimizer_state if optimizer_state is not None else optimizer.state_dict()
+    torch.save({"optimizer": optim, "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(jsonio.dumps({"step": step, **state}, indent=1))
     for name, obj in (files or {}).items():
@@ -159,23 +165,34 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def apply_checkpoint(
-    ckpt: dict[str, Any], path: Path, model: Any, modules: dict[str, torch.nn.Module], optimizer: Any, scheduler: Any
+    ckpt: dict[str, Any],
+    path: Path,
+    model: Any,
+    modules: dict[str, torch.nn.Module],
+    optimizer: Any,
+    scheduler: Any,
+    load_full: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Restore what `read_checkpoint` read (RNG states included); returns its state dict.
 
     Tensors were read onto the CPU and are copied to where the model lives: saved from
     cuda:0, they would otherwise land on cuda:0 in every data-parallel rank that resumes.
+    `load_full(model_state, optimizer_state)` restores a sharded model and its optimizer
+    from whole states (`Dist.load_full_states`) in place of `load_state_dict`.
     """
     weights = ckpt["model.pt"]
     own = model.state_dict()
     unexpected = [k for k in weights if k not in own]
     if unexpected:  # checked before anything changes
         raise CheckpointError(f"checkpoint {path} holds weights the model lacks: {unexpected[:5]} (another model?)")
-    # Not strict: a LoRA checkpoint holds only the adapter; the frozen base comes from its name.
-    model.load_state_dict(weights, strict=False)
     for name, module in modules.items():
         module.load_state_dict(ckpt["modules.pt"][name])
-    optimizer.load_state_dict(ckpt["optim.pt"]["optimizer"])
+    if load_full is not None:
+        load_full(weights, ckpt["optim.pt"]["optimizer"])
+    else:
+        # Not strict: a LoRA checkpoint holds only the adapter; the frozen base comes from its name.
+        model.load_state_dict(weights, strict=False)
+        optimizer.load_state_dict(ckpt["optim.pt"]["optimizer"])
     scheduler.load_state_dict(ckpt["optim.pt"]["scheduler"])
     set_rng_state(ckpt["rng.pt"])
     return ckpt["state"]

@@ -243,11 +243,29 @@ def clip_and_step(opt: Any, sched: Any, max_grad_norm: float) -> float:
     params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
     norm = 0.0
     if params:  # with no gradient at all, the optimizer step is a no-op and the schedule still advances
-        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+        limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+        if any(hasattr(p, "full_tensor") for p in params):
+            norm = _clip_sharded(params, limit)
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(params, limit)
     opt.step()
     sched.step()
     opt.zero_grad(set_to_none=True)
     return float(norm)
+
+
+def _clip_sharded(params: list[Any], limit: float) -> torch.Tensor:
+    """`clip_grad_norm_` over sharded (DTensor) weights and plain ones together (a PPO value
+    head beside an FSDP2 model): the norm of each kind over every rank, then one clip."""
+    sharded = [p.grad for p in params if hasattr(p, "full_tensor")]
+    plain = [p.grad for p in params if not hasattr(p, "full_tensor")]
+    norm = torch.nn.utils.get_total_norm(sharded).full_tensor().float()
+    if plain:
+        norm = torch.linalg.vector_norm(torch.stack([norm, torch.nn.utils.get_total_norm(plain).float()]))
+    coef = float(torch.clamp(limit / (norm + 1e-6), max=1.0))  # as clip_grad_norm_ computes it
+    for p in params:
+        p.grad.mul_(coef)
+    return norm
 
 
 def autocast(device: torch.device) -> Any:

@@ -79,6 +79,11 @@ class LoraConfig:
 class HardwareConfig:
     gpus: int = help_field(0, "GPUs the run uses (0: those detected, or the CPU); for the memory plan")
     gpu_memory_gb: float | None = help_field(None, "memory of each GPU in GB (null: as detected)")
+    fsdp: bool = help_field(
+        False,
+        "shard the weights, gradients and AdamW state over the ranks (FSDP2; full fine-tuning beyond one GPU); "
+        "also on when the accelerate config has use_fsdp (configs/accelerate/fsdp2.yaml)",
+    )
 
     def __post_init__(self) -> None:
         if self.gpus < 0:

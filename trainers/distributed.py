@@ -12,6 +12,18 @@ This is the only module of the trainers that talks to torch.distributed. It does
 the model in DDP: ranks run different numbers of micro-batches (their rollouts differ in
 length), which would leave DDP's per-backward all-reduces unmatched; gradients are summed
 once per optimizer step instead (`all_reduce_grads`).
+
+Sharded (FSDP2, `hardware.fsdp: true`, or an accelerate config with `use_fsdp`): torch's
+`fully_shard` splits every decoder layer's weights, gradients and AdamW state over the
+ranks (`Dist.shard`), for full fine-tuning beyond one device's memory. Each forward then
+gathers a layer's weights from every rank and each backward reduce-scatters its gradients,
+so every rank must run the same passes in the same order: the trainers pad a rank's short
+list of micro-batches with zero-weight ones (`Trainer.batches`), and gradients are summed
+(not averaged) in the reduce-scatter, so the update is still the single-process update on
+the union of the ranks' rollouts. Rollouts, evaluations and the final model read a whole
+copy gathered after each update (trainers/sampler.py). FSDP2 is called directly, not
+through accelerate's `prepare`: accelerate runs FSDP on GPUs only (on the CPU it falls back
+to DDP, 1.16), and the loop does its own backward passes.
 """
 
 from __future__ import annotations
@@ -52,16 +64,26 @@ class Dist:
         ([2.0, 3.0], ['x'], True)
     """
 
-    def __init__(self, world: int = 1, rank: int = 0, local_rank: int = 0, device: torch.device | None = None):
+    def __init__(
+        self,
+        world: int = 1,
+        rank: int = 0,
+        local_rank: int = 0,
+        device: torch.device | None = None,
+        sharded: bool = False,
+    ):
         self.world, self.rank, self.local_rank, self.device = world, rank, local_rank, device
+        self.sharded = sharded and world > 1  # FSDP2: the trained weights are split over the ranks
 
     @classmethod
-    def from_env(cls, cpu: bool = False) -> Dist:
+    def from_env(cls, cpu: bool = False, shard: bool = False) -> Dist:
         """The ranks the launcher started (WORLD_SIZE > 1), with the process group open; a
         single process otherwise, without initialising anything.
 
         Args:
             cpu: train on the CPU (gloo) even where CUDA is available.
+            shard: shard the model over the ranks (FSDP2); also when the launcher's accelerate
+                config asks for FSDP (ACCELERATE_USE_FSDP=true).
         """
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
@@ -79,7 +101,8 @@ class Dist:
                 "launch with `accelerate launch` or `torchrun`"
             )
         atexit.register(state.destroy_process_group)
-        return cls(state.num_processes, state.process_index, state.local_process_index, state.device)
+        shard = shard or os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+        return cls(state.num_processes, state.process_index, state.local_process_index, state.device, shard)
 
     @property
     def enabled(self) -> bool:
@@ -103,6 +126,80 @@ class Dist:
         # NCCL moves CUDA tensors only; gloo CPU tensors.
         return self.device if self.device is not None and self.device.type == "cuda" else torch.device("cpu")
 
+    def max(self, values: Sequence[float]) -> list[float]:
+        """`values`' element-wise maximum over the ranks, one all-reduce."""
+        if not self.enabled:
+            return [float(v) for v in values]
+        import torch.distributed as dist
+
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.tolist()
+
+    def shard(self, model: torch.nn.Module, bf16: bool = False) -> torch.nn.Module:
+        """FSDP2 over every rank: each decoder layer (the model's `_no_split_modules`) a unit,
+        then the rest; gradients summed in the reduce-scatter, as `all_reduce_grads` sums them.
+        With `bf16`, the forward and backward run on bf16 gathers of the fp32 master weights,
+        gradients reduced in fp32."""
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(self._comm_device().type, (self.world,))
+        kwargs: dict[str, Any] = {"mesh": mesh}
+        if bf16:
+            kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        names = set(getattr(model, "_no_split_modules", None) or [])
+        layers = [m for m in model.modules() if type(m).__name__ in names]
+        if not layers:
+            raise ValueError(f"{type(model).__name__} names no decoder layer class (_no_split_modules) to shard by")
+        for layer in layers:
+            fully_shard(layer, **kwargs)
+        fully_shard(model, **kwargs)
+        for m in model.modules():
+            if hasattr(m, "set_gradient_divide_factor"):
+                m.set_gradient_divide_factor(1.0)
+                m.set_force_sum_reduction_for_comms(True)  # gloo has no PREMUL_SUM: a plain sum
+        return model
+
+    def full_states(
+        self, model: torch.nn.Module, modules: dict[str, torch.nn.Module], optimizer: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The sharded model's whole state dict and its optimizer's (AdamW's moments of every
+        weight, keyed by name), on the main rank's CPU; {} on the others. A collective: every
+        rank calls it."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        whole = torch.nn.ModuleDict({"model": model, **modules})  # the optimizer's every parameter
+        return get_model_state_dict(model, options=options), get_optimizer_state_dict(whole, optimizer, options=options)
+
+    def load_full_states(
+        self,
+        model: torch.nn.Module,
+        modules: dict[str, torch.nn.Module],
+        optimizer: Any,
+        model_state: dict[str, Any] | None,
+        optimizer_state: dict[str, Any] | None,
+    ) -> None:
+        """Restore what `full_states` gave (read from a checkpoint by every rank): each rank
+        keeps its shards."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True)
+        if model_state is not None:
+            set_model_state_dict(model, model_state, options=options)
+        if optimizer_state is not None:
+            whole = torch.nn.ModuleDict({"model": model, **modules})
+            set_optimizer_state_dict(whole, optimizer, optimizer_state, options=options)
+
     def sum(self, values: Sequence[float]) -> list[float]:
         """`values` summed element-wise over the ranks (float64), one all-reduce."""
         if not self.enabled:
@@ -118,13 +215,16 @@ class Dist:
 
         A parameter without a gradient on some rank (it ran no micro-batch) counts zeros
         there; one without a gradient on every rank keeps none, so that the optimizer skips
-        it exactly as a single process would.
+        it exactly as a single process would. Sharded, the backward passes have summed them.
         """
         if not self.enabled:
             return
         import torch.distributed as dist
+        from torch.distributed.tensor import DTensor
 
-        params = list(params)
+        # Sharded weights had theirs summed by the backward's reduce-scatter; the rest (a
+        # value head) are summed here.
+        params = [p for p in params if not isinstance(p, DTensor)]
         has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=self._comm_device())
         dist.all_reduce(has)
         live = [p for p, n in zip(params, has.tolist(), strict=True) if n > 0]

@@ -53,7 +53,6 @@ from agentgym.trainers.common import (
     Row,
     autocast,
     cut_masked,
-    micro_batches,
     pad_rows,
     rows_from_trajectories,
     token_logprobs,
@@ -194,8 +193,13 @@ class GRPOTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.g = self.algo_config()
-        if self.g.kl_coef > 0:  # the policy RL starts from (re-captured after a warm start)
-            self.reference = Reference(self.model, torch.bfloat16 if self.device.type == "cuda" else None)
+
+    def build_reference(self) -> Reference | None:
+        """The policy RL starts from (re-captured after a warm start), when `kl_coef > 0`: a
+        bf16 copy on a GPU."""
+        if self.algo_config().kl_coef <= 0:
+            return None
+        return Reference(self.model, torch.bfloat16 if self.device.type == "cuda" else None)
 
     def update(self, trajs: list[Trajectory], horizon: int) -> dict[str, float]:
         cfg = self.cfg
@@ -234,13 +238,16 @@ class GRPOTrainer(Trainer):
     @torch.no_grad()
     def prepare(self, rows: list[Row], recompute_old: bool) -> None:
         """Fill old log-probs (pre-update weights) and reference log-probs where needed."""
-        if not rows or (not recompute_old and self.g.kl_coef <= 0):
-            return
+        if (not rows and not self.dist.sharded) or (not recompute_old and self.g.kl_coef <= 0):
+            return  # (sharded, a rank without rows still runs its share of padding passes)
         self.model.eval()  # no dropout in the reference passes
         temp, chunk = self.cfg.sampling.temperature, self.cfg.optim.logprob_chunk
 
         def fill(module: Any, field: str) -> None:
-            for mb in micro_batches(rows, self.cfg.optim.micro_batch):
+            for mb in self.micro_batches(rows):
+                if not mb:  # sharded: this rank's share of the passes is done
+                    self.padding_pass(module, backward=False)
+                    continue
                 with autocast(self.device):
                     logp = token_logprobs(module, pad_rows(mb, self.pad_id).to(self.device), temp, chunk)
                 for i, r in enumerate(mb):
@@ -279,7 +286,10 @@ class GRPOTrainer(Trainer):
         active = [r for r in rows if r.advantage != 0.0 or g.kl_coef > 0 or (per_token and any(r.token_advantages))]
         keys = ("loss", "kl", "clip_frac", "ratio_mean", "tokens")
         sums = dict.fromkeys(keys, 0.0)
-        for mb in micro_batches(active, o.micro_batch):
+        for mb in self.micro_batches(active):
+            if not mb:  # sharded: this rank's share of the passes is done
+                self.padding_pass(self.model, backward)
+                continue
             batch = pad_rows(mb, self.pad_id).to(self.device)
             with autocast(self.device), torch.set_grad_enabled(backward):
                 logp = token_logprobs(self.model, batch, self.cfg.sampling.temperature, o.logprob_chunk)

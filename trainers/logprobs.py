@@ -40,7 +40,15 @@ _HEAD_TRANSFORMS = (
 
 
 def _parts(model: Any) -> tuple[Any, Any] | None:
-    """(backbone, LM head) of a causal LM whose logits are `head(backbone(x))`, or None."""
+    """(backbone, LM head) of a causal LM whose logits are `head(backbone(x))`, or None.
+
+    None for a model sharded by FSDP2: its weights are gathered by hooks on the whole
+    model's forward (the backbone alone would meet sharded ones), and a shared prefix run
+    on its own would make the ranks' numbers of passes differ."""
+    from torch.distributed.fsdp import FSDPModule
+
+    if isinstance(model, FSDPModule):
+        return None
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not type(inner).__name__.endswith("ForCausalLM"):
         return None

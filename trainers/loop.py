@@ -60,7 +60,16 @@ from agentgym.trainers.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from agentgym.trainers.common import Row, build_optimizer, build_trainable_model, clip_and_step
+from agentgym.trainers.common import (
+    Row,
+    autocast,
+    build_optimizer,
+    build_trainable_model,
+    clip_and_step,
+    micro_batches,
+    pad_rows,
+    token_logprobs,
+)
 from agentgym.trainers.compute import ComputeMeter, compute_cost
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.curriculum import Curriculum
@@ -134,7 +143,12 @@ class Trainer(ABC):
 
         self.cfg = cfg
         # The data-parallel ranks a launcher started (`trainers/distributed.py`); one process without one.
-        self.dist = Dist.from_env(cpu=(cfg.policy.device or "").startswith("cpu"))
+        self.dist = Dist.from_env(cpu=(cfg.policy.device or "").startswith("cpu"), shard=cfg.hardware.fsdp)
+        if self.dist.sharded and cfg.lora.enabled:
+            raise ConfigError(
+                "hardware.fsdp shards full fine-tuning over the GPUs; a LoRA run keeps one whole copy per GPU: "
+                "set lora.enabled=false, or hardware.fsdp=false (and no fsdp in the accelerate config)"
+            )
         if cfg.tasks_per_step % self.dist.world:
             raise ConfigError(
                 f"tasks_per_step={cfg.tasks_per_step} must be a multiple of the {self.dist.world} processes: "
@@ -162,10 +176,24 @@ class Trainer(ABC):
         self.device = next(model.parameters()).device
         self.pad_id = pad_token_id(tokenizer)
         hf = cfg.policy.backend == "hf"
-        # The weights rollouts read: the trained model, or a copy (bf16 on a GPU; async_steps).
+        # The weights rollouts read: the trained model, or a copy (bf16 on a GPU; async_steps;
+        # sharded weights, which rollouts, evaluations and the final model read gathered).
         self.sampler = Sampler(
-            model, rollout_dtype(cfg.policy.rollout_dtype, self.device) if hf else None, separate=cfg.async_steps > 0
+            model,
+            rollout_dtype(cfg.policy.rollout_dtype, self.device) if hf else None,
+            separate=cfg.async_steps > 0 or self.dist.sharded,
         )
+        self.reference: Reference | None = self.build_reference()  # the KL term's pi_ref, where there is one
+        if self.dist.sharded:  # every decoder layer split over the ranks (copies are taken before)
+            self.dist.shard(model, bf16=self.device.type == "cuda")
+            if self.dist.is_main:
+                print(
+                    f"agentgym: FSDP2: the weights, gradients and AdamW state are sharded over {self.dist.world} "
+                    "processes; rollouts and evaluations read a whole copy gathered after each update",
+                    file=sys.stderr,
+                )
+            if self.reference is not None:
+                self.dist.shard(self.reference.copy, bf16=False)
         self.policy = self.build_policy()
         self.curriculum = Curriculum(cfg.curriculum)
         self.modules = self.extra_modules()
@@ -177,14 +205,17 @@ class Trainer(ABC):
         progress = (lambda: self.meter.fraction) if self.meter.budgeted else None
         self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, updates, progress=progress)
         if self.dist.enabled:
-            for module in (model, *self.modules.values()):
-                self.dist.broadcast_params(module)
+            if not self.dist.sharded:  # sharded weights were built identically on every rank
+                for module in (model, *self.modules.values()):
+                    self.dist.broadcast_params(module)
+            else:
+                for module in self.modules.values():
+                    self.dist.broadcast_params(module)
             seed_everything(self.dist.seed(cfg.seed))
         self.task_ids = [t.id for t in env_tasks(cfg.env)]
         self.step = 0
         self.last_metrics: dict[str, float] | None = None
         self.pool: RolloutPool | None = None
-        self.reference: Reference | None = None  # the KL term's pi_ref, for algorithms that have one
         self.stop_requested: str | None = None  # why the run should stop after the step in progress (`stop`)
         self.progress_label = "train"  # the progress bar's label (an experiment names the arm and seed)
         # async_steps: the next step's rollouts, collecting (`prefetching`) or collected (`pending`).
@@ -238,6 +269,11 @@ class Trainer(ABC):
         return HFPolicy(self.sampler.model, self.tokenizer, batch_size=p.batch_size)
 
     # ------------------------------------------------------------------ algorithm hooks
+
+    def build_reference(self) -> Reference | None:
+        """The KL term's reference policy, for algorithms that have one (built before the
+        model is sharded: a sharded module cannot be copied)."""
+        return None
 
     def extra_modules(self) -> dict[str, torch.nn.Module]:
         """Modules trained beside the model (PPO's value head); saved in checkpoints."""
@@ -354,6 +390,27 @@ class Trainer(ABC):
         shares = [[s[i : i + g] for i in range(0, len(s), g)] for s in self.dist.all_gather_object(trajs)]
         return [t for k in range(len(shares[0])) for share in shares for t in share[k]]
 
+    def micro_batches(self, rows: list[Row]) -> list[list[Row]]:
+        """`rows` in micro-batches of `optim.micro_batch` (similar lengths together). Sharded,
+        every rank gets as many as the rank with the most: a forward or backward pass is a
+        collective there, and a rank that ran fewer would leave the others waiting. The short
+        lists end in empty micro-batches, for which the caller runs `padding_pass`."""
+        mbs = micro_batches(rows, self.cfg.optim.micro_batch)
+        if self.dist.sharded:
+            (most,) = self.dist.max([len(mbs)])
+            mbs += [[] for _ in range(int(most) - len(mbs))]
+        return mbs
+
+    def padding_pass(self, module: Any, backward: bool) -> None:
+        """A pass that matches another rank's micro-batch and adds nothing: `module`'s forward
+        on two padding tokens and, with `backward`, the backward of 0 x its log-prob (every
+        weight's gradient += 0, and the reduce-scatter the other ranks are waiting in)."""
+        batch = pad_rows([Row(input_ids=[self.pad_id] * 2, loss_mask=[0, 0], old_logprobs=[0.0, 0.0])], self.pad_id)
+        with autocast(self.device), torch.set_grad_enabled(backward):
+            logp = token_logprobs(module, batch.to(self.device), 1.0, self.cfg.optim.logprob_chunk, every_position=True)
+        if backward:
+            (logp.sum() * 0.0).backward()
+
     def ratio_reference(self) -> str:
         """Where the ratio's old log-probs come from (`optim.old_logprobs`): "current" (the
         weights being updated, when they are the ones that sampled and one optimizer step
@@ -444,6 +501,11 @@ class Trainer(ABC):
 
         cfg = self.cfg
         info: dict[str, float] = {}
+        if self.dist.sharded:
+            # Every rank runs the same warm start (the same episodes, the same batches): its
+            # passes are collectives. The backward sums the ranks' equal gradients, hence the scale.
+            cfg = dataclasses.replace(cfg, warm_start=dataclasses.replace(cfg.warm_start, backend="plain"))
+            return warm_start(self.model, self.tokenizer, cfg, pool=self.rollout_pool(), loss_scale=1 / self.dist.world)
         if self.dist.is_main:
             if self.dist.enabled:
                 # TRL's SFTTrainer would see WORLD_SIZE and wrap the model in DDP on this
@@ -464,10 +526,19 @@ class Trainer(ABC):
         if self.reference is None:
             return
         self.reference.capture()
+        state = self.reference.state_dict()  # sharded: gathered whole, by every rank
         if self.dist.is_main:
-            self.reference.save(self.reference_path)
+            self.reference.save(self.reference_path, state)
 
     def save(self) -> Path:
+        """A checkpoint of the steps done; call it on every rank: sharded weights are
+        gathered whole first, then the main rank alone writes."""
+        path = self.out / "checkpoints" / f"step-{self.step:06d}"
+        model_state = optimizer_state = None
+        if self.dist.sharded:
+            model_state, optimizer_state = self.dist.full_states(self.model, self.modules, self.optimizer)
+        if not self.dist.is_main:
+            return path
         state = {
             "curriculum": self.curriculum.state_dict(),
             "last_metrics": self.last_metrics,
@@ -489,6 +560,8 @@ class Trainer(ABC):
             keep=self.cfg.keep_checkpoints,
             links=links,
             files=files,
+            model_state=model_state,
+            optimizer_state=optimizer_state,
         )
 
     def resume(self) -> bool:
@@ -499,7 +572,13 @@ class Trainer(ABC):
         # Every rank loads the same checkpoint, RNG states included: rank 0's serve all of
         # them, as each step's sampling noise is reseeded from (seed, step, rank) in `collect`.
         path, ckpt = found
-        state = apply_checkpoint(ckpt, path, self.model, self.modules, self.optimizer, self.scheduler)
+        load_full = None
+        if self.dist.sharded:
+
+            def load_full(model_state: dict[str, Any], optimizer_state: dict[str, Any]) -> None:
+                self.dist.load_full_states(self.model, self.modules, self.optimizer, model_state, optimizer_state)
+
+        state = apply_checkpoint(ckpt, path, self.model, self.modules, self.optimizer, self.scheduler, load_full)
         if self.reference is not None and "reference.pt" in ckpt:
             self.reference.load_state_dict(ckpt["reference.pt"])  # captured after the warm start
         self.step = state["step"]
@@ -617,7 +696,7 @@ class Trainer(ABC):
         if cfg.eval.at_start:
             self.evals["start"] = self.evaluate_on_main(0, self.horizon(0))
             self.logger.log({"step": 0, "eval_at": "start", "compute_points": [0.0], **self.evals["start"]}, 0)
-            if self.meter.budgeted and self.dist.is_main:
+            if self.meter.budgeted:
                 self.keep_checkpoint(0.0)
 
     def horizon(self, step: int, metrics: dict[str, float] | None = None) -> int:
@@ -670,17 +749,19 @@ class Trainer(ABC):
         self.logger.log(record, step)
         if cfg.save_final and step == 0 and main:
             save_trajectories(batch, self.out / "rollouts" / "step-000000.jsonl")
-        if main and points:
+        if points:
             self.keep_checkpoint(*points)
-        elif self.checkpoint_due() and main:
+        elif self.checkpoint_due():
             self.save()
         return record
 
     def keep_checkpoint(self, *points: float, path: Path | None = None) -> Path:
         """A checkpoint of the steps done (`path`, when just written), kept as
         `checkpoints/at-F/` for each evaluation point F (a fraction of the budget) beside the
-        rolling ones, for later evaluations."""
+        rolling ones, for later evaluations. Call it on every rank (see `save`)."""
         path = path or self.save()
+        if not self.dist.is_main:
+            return path
         for f in points:
             kept = self.out / "checkpoints" / f"at-{f:.4g}"
             if kept.exists():
@@ -699,7 +780,7 @@ class Trainer(ABC):
     def finish(self) -> None:
         """After the last step: its checkpoint, the evaluation at end, the trained model."""
         cfg, main = self.cfg, self.dist.is_main
-        path = self.save() if main else None
+        path = self.save()
         if self.meter.budgeted and not self.meter.exhausted and main:
             print(
                 f"agentgym: warning: the run reached steps={cfg.steps} having used {self.meter.used:.0f} of its "
@@ -712,8 +793,7 @@ class Trainer(ABC):
             if self.meter.budgeted:
                 record["compute_points"] = [*self.meter.points_left(self.fraction_before_step), 1.0]
                 record.update(self.compute())
-                if main:
-                    self.keep_checkpoint(*record["compute_points"], path=path)
+                self.keep_checkpoint(*record["compute_points"], path=path)
             self.logger.log(record, self.step)
         if cfg.save_final and main:
             self.save_final()
@@ -802,11 +882,11 @@ class Trainer(ABC):
     def checkpoint_stop(self, reason: str) -> None:
         """The end of a stopped run: a checkpoint of the steps done (unless the last step has
         just written one) and one line on stderr saying how to continue."""
-        if not self.dist.is_main:
-            return
         path = self.out / "checkpoints" / f"step-{self.step:06d}"
         if not self.checkpoint_due():  # when due, the step just done has written it
             path = self.save()
+        if not self.dist.is_main:
+            return
         print(
             f"stopped by {reason} after step {self.step} of {self.cfg.steps}: checkpoint {path}; "
             "continue with resume=true",
@@ -815,11 +895,12 @@ class Trainer(ABC):
 
     def save_final(self) -> Path:
         """The trained model as a plain folder (`agentgym eval ... policy.model=DIR` loads it);
-        a LoRA adapter is merged into a copy of the base weights."""
+        a LoRA adapter is merged into a copy of the base weights; sharded weights are the
+        sampler's whole copy, synced after the last update."""
         import copy
 
         path = self.out / "final"
-        model = self.model
+        model = self.sampler.model if self.dist.sharded else self.model
         if hasattr(model, "merge_and_unload"):
             model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(path)

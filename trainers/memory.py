@@ -1,7 +1,9 @@
 """The memory plan of a training run: what each device holds, estimated from the model's
 shape and the config before anything loads (`agentgym train CONFIG --dry-run`).
 
-Terms, per device (every rank holds a whole copy of the model today: data parallel):
+Terms, per device (data parallel: every rank holds a whole copy of the model; with
+`hardware.fsdp`, the weights, gradients, AdamW moments and KL reference are sharded over
+the `hardware.gpus` ranks, each holds 1/N of them plus the two layers being gathered):
 
 - weights: every parameter at the training dtype (`policy.dtype`; "auto" is fp32 on every
   device, with the forward under bf16 autocast on a GPU); with LoRA, the adapter's besides;
@@ -16,7 +18,8 @@ Terms, per device (every rank holds a whole copy of the model today: data parall
   inputs and outputs with SDPA/flash, no T x T scores; SwiGLU's three projections and the
   activation), or, with gradient checkpointing, the h values of each layer's input plus one
   layer's whole; plus the log-softmax chunk (`optim.logprob_chunk` positions x the
-  vocabulary, fp32, with its gradient);
+  vocabulary, fp32, with its gradient; sharded, the whole model runs its forward, so the
+  micro-batch's logits over the vocabulary, with their gradient);
 - the rollout KV cache: `rollout.max_concurrent` sequences of `max_context_tokens` tokens,
   2 x layers x key-value heads x head dim each (hf backend; the model generates on the
   device it trains on);
@@ -187,22 +190,30 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     terms: dict[str, float] = {"weights": params * b}
     lora = cfg.lora.enabled
     trained = shape.lora_parameters(cfg.lora.r, list(cfg.lora.target_modules)) if lora else params
+    ranks = max(gpus, 1) if getattr(hw, "fsdp", False) and not lora else 1  # FSDP shards over them
+    if ranks > 1:
+        terms = {f"weights (1/{ranks} shard)": params * b / ranks}
     if lora:
         terms["LoRA adapter"] = trained * b
-    terms["gradients"] = trained * b
-    terms["AdamW moments"] = 2 * trained * b
+    shard = f" (1/{ranks} shard)" if ranks > 1 else ""
+    terms["gradients" + shard] = trained * b / ranks
+    terms["AdamW moments" + shard] = 2 * trained * b / ranks
     algo = getattr(cfg, cfg.algo, None)
     if getattr(algo, "kl_coef", 0.0) > 0:
         # A copy of the adapter, or of the whole model (bf16 on a GPU: trainers/reference.py).
-        terms["KL reference"] = trained * b if lora or not gpu else trained * 2
+        terms["KL reference" + shard] = (trained * b if lora or not gpu else trained * 2) / ranks
+    if ranks > 1:  # a layer gathered for its pass and the next one prefetched, in the activations' dtype
+        terms["gathered layers (FSDP)"] = 2 * shape.layer_parameters() * ab
     gen_bytes = b  # of the weights that generate, and so of their KV cache
     if cfg.policy.backend == "hf":
         gen_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(cfg.policy.rollout_dtype, 2 if gpu else b)
-        if gen_bytes != b or getattr(cfg, "async_steps", 0):
+        if gen_bytes != b or getattr(cfg, "async_steps", 0) or ranks > 1:
             terms["rollout weights (a copy)"] = (params + (trained if lora else 0)) * gen_bytes
     tokens = cfg.optim.micro_batch * cfg.rollout.max_context_tokens
     per_layer = tokens * (10 * shape.hidden + 4 * shape.intermediate) * ab
     logits = 3 * cfg.optim.micro_batch * min(cfg.optim.logprob_chunk, cfg.rollout.max_context_tokens) * shape.vocab * 4
+    if ranks > 1:  # the whole model's forward: the logits of every position, and their gradient
+        logits += 2 * tokens * shape.vocab * ab
     activations = shape.layers * per_layer + logits
     checkpointed = shape.layers * tokens * shape.hidden * ab + per_layer + logits
     if cfg.policy.backend == "hf":

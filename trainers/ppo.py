@@ -39,7 +39,6 @@ from agentgym.trainers.common import (
     autocast,
     clip_and_step,
     cut_masked,
-    micro_batches,
     pad_rows,
     rows_from_trajectories,
     token_logprobs,
@@ -189,7 +188,10 @@ class PPOTrainer(Trainer):
         if mode == "behaviour":
             self.fill_behaviour(rows)
         self.model.eval()
-        for mb in micro_batches(rows, self.cfg.optim.micro_batch):
+        for mb in self.micro_batches(rows):
+            if not mb:  # sharded: this rank's share of the passes is done
+                self.padding_pass(self.model, backward=False)
+                continue
             logp, values, after = self.forward(pad_rows(mb, self.pad_id).to(self.device), grad=False)
             for i, r in enumerate(mb):
                 n = len(r.input_ids)
@@ -203,12 +205,15 @@ class PPOTrainer(Trainer):
     def loss(self, rows: list[Row], backward: bool = False) -> dict[str, float]:
         """Token-mean clipped policy loss + value_coef x clipped value loss over `rows` (this
         rank's share: the token count and the statistics are the whole batch's)."""
-        p, o = self.algo_config(), self.cfg.optim
+        p = self.algo_config()
         (n_tok,) = self.dist.sum([sum(sum(r.loss_mask[1:]) for r in rows)])
         norm = float(max(n_tok, 1))
         keys = ("loss", "policy_loss", "value_loss", "ratio_mean", "value_mean")
         out = dict.fromkeys(keys, 0.0)  # a rank without rows still reports (and sums) every key
-        for mb in micro_batches(rows, o.micro_batch):
+        for mb in self.micro_batches(rows):
+            if not mb:  # sharded: this rank's share of the passes is done
+                self.padding_pass(self.model, backward)
+                continue
             batch = pad_rows(mb, self.pad_id).to(self.device)
             logp, values, _ = self.forward(batch, grad=backward)
             mask = batch.loss_mask

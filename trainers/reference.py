@@ -81,17 +81,25 @@ class Reference:
                     params[n].copy_(t)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.adapter) if self.lora else self.copy.state_dict()
+        """The reference's weights; a sharded copy's gathered whole onto the main rank's CPU
+        ({} elsewhere; a collective: every rank calls it)."""
+        if self.lora:
+            return dict(self.adapter)
+        if _sharded(self.copy):
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    def save(self, path: str | Path) -> Path | None:
-        """Write the reference when a resumed run could not rebuild it (it was captured
-        after a warm start); the path written, or None."""
+            return get_model_state_dict(self.copy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return self.copy.state_dict()
+
+    def save(self, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path | None:
+        """Write the reference (`state`, when already taken) when a resumed run could not
+        rebuild it (it was captured after a warm start); the path written, or None."""
         if self.initial:
             return None
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.state_dict(), tmp)
+        torch.save(state if state is not None else self.state_dict(), tmp)
         tmp.replace(path)
         return path
 
@@ -99,6 +107,16 @@ class Reference:
         """Restore a reference from its `state_dict` (a checkpoint's reference.pt)."""
         if self.lora:
             self.adapter = {n: t.to(self.adapter[n].device) for n, t in state.items()}
+        elif _sharded(self.copy):
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(self.copy, state, options=StateDictOptions(full_state_dict=True))
         else:
             self.copy.load_state_dict(state)
         self.initial = False
+
+
+def _sharded(module: Any) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)

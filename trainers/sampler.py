@@ -66,16 +66,21 @@ class Sampler:
         if dtype is not None and dtype != own:
             self.model.to(dtype)
         # Only what training changes is copied at each sync: every weight, or a LoRA adapter.
-        names = {n for n, p in trained.named_parameters() if p.requires_grad}
-        mine = dict(self.model.named_parameters())
-        self._pairs = [(p, mine[n]) for n, p in trained.named_parameters() if n in names]
+        self._names = [n for n, p in trained.named_parameters() if p.requires_grad]
+        self._mine = dict(self.model.named_parameters())
 
     @torch.no_grad()
     def sync(self, version: int) -> None:
-        """Copy the trained weights into the copy (cast to its dtype); it now holds `version`."""
+        """Copy the trained weights into the copy (cast to its dtype); it now holds `version`.
+        Weights sharded over the ranks (FSDP2) are gathered whole: every rank calls this."""
         if self.copied:
-            for src, dst in self._pairs:
-                dst.copy_(src)
+            # Looked up at each sync: sharding replaces the trained model's parameter objects.
+            trained = dict(self.trained.named_parameters())
+            for name in self._names:
+                src = trained[name]
+                if hasattr(src, "full_tensor"):  # a DTensor: this rank's shard, gathered (a collective)
+                    src = src.full_tensor()
+                self._mine[name].copy_(src)
         self.version = version
 
     @torch.no_grad()

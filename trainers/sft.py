@@ -92,9 +92,10 @@ def sft_rows(trajs: list[Trajectory]) -> list[Row]:
 
 
 def behaviour_clone(
-    model: Any, tokenizer: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig
+    model: Any, tokenizer: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig, loss_scale: float = 1.0
 ) -> dict[str, float]:
-    """Train on `rows` (loss on their masks); returns the loss before and after, on all rows."""
+    """Train on `rows` (loss on their masks); returns the loss before and after, on all rows.
+    `loss_scale` multiplies the loss (1 / ranks where every sharded rank trains on the same rows)."""
     if not rows:
         raise RuntimeError(
             "the warm start has no successful trajectories to clone: check warm_start.oracle/path, "
@@ -108,7 +109,7 @@ def behaviour_clone(
     if ws.backend == "trl":
         _train_trl(model, tokenizer, rows, ws, cfg)
     else:
-        _train_plain(model, rows, ws, cfg, steps, pad_id)
+        _train_plain(model, rows, ws, cfg, steps, pad_id, loss_scale)
     model.eval()
     after = sft_loss(model, probe, pad_id, cfg.optim.micro_batch)
     return {"sft_rows": float(len(rows)), "sft_loss_before": before, "sft_loss_after": after}
@@ -128,7 +129,9 @@ def sft_loss(model: Any, rows: list[Row], pad_id: int, micro: int = 8) -> float:
     return total / max(count, 1.0)
 
 
-def _train_plain(model: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig, steps: int, pad_id: int) -> None:
+def _train_plain(
+    model: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainConfig, steps: int, pad_id: int, scale: float = 1.0
+) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     opt, sched = build_optimizer(params, cfg.optim, steps, lr=ws.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -147,6 +150,8 @@ def _train_plain(model: Any, rows: list[Row], ws: WarmStartConfig, cfg: TrainCon
                 logp = token_logprobs(model, batch, 1.0, cfg.optim.logprob_chunk)
                 # Summed, then divided by the whole batch's tokens: a token-mean over the batch.
                 loss = -(logp * batch.loss_mask).sum() / max(n_tok, 1)
+                if scale != 1.0:
+                    loss = loss * scale
             loss.backward()
         clip_and_step(opt, sched, cfg.optim.max_grad_norm)
 
@@ -194,11 +199,13 @@ def _train_trl(model: Any, tokenizer: Any, rows: list[Row], ws: WarmStartConfig,
         SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer).train()
 
 
-def warm_start(model: Any, tokenizer: Any, cfg: TrainConfig, pool: RolloutPool | None = None) -> dict[str, float]:
+def warm_start(
+    model: Any, tokenizer: Any, cfg: TrainConfig, pool: RolloutPool | None = None, loss_scale: float = 1.0
+) -> dict[str, float]:
     """The configured warm start: collect (on `pool`, if given) or load successful
-    trajectories, then clone them."""
+    trajectories, then clone them (`loss_scale`: see `behaviour_clone`)."""
     ws = cfg.warm_start
     trajs = collect_oracle(cfg, tokenizer, pool) if ws.source == "oracle" else load_trajectories(ws.path)
-    info = behaviour_clone(model, tokenizer, sft_rows(trajs), ws, cfg)
+    info = behaviour_clone(model, tokenizer, sft_rows(trajs), ws, cfg, loss_scale)
     info["sft_success_rate"] = episode_rates(trajs)["success_rate"]  # aborted episodes left out, as everywhere
     return info
