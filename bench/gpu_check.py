@@ -146,15 +146,18 @@ def main() -> None:
     gen_model = "tiny-random" if args.cpu else "Qwen2.5-1.5B-Instruct"
     record(args.out, part="generate", **generation(gen_model, device, batch=8 if args.cpu else 64,
                                                    new_tokens=16 if args.cpu else 128))  # fmt: skip
-    # The training loop end to end on the device: GRPO on GuessNumber with the tiny model.
-    cmd = [sys.executable, "-m", "agentgym.cli", "train", "configs/quickstart.yaml", "policy.model=tiny-random",
-           f"policy.device={device}", "steps=2", "tasks_per_step=2", "samples_per_task=2", "warm_start.enabled=false",
-           "eval.at_start=false", "eval.at_end=false", "eval.every=0", "progress=false", "tensorboard=false",
-           "save_final=false", f"output_dir={args.out / 'loop'}", "--force"]  # fmt: skip
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    record(args.out, part="loop", returncode=done.returncode, seconds=round(time.perf_counter() - t0, 1),
-           tail=(done.stdout + done.stderr)[-600:])  # fmt: skip
+    # The training loop end to end on the device: GRPO on GuessNumber with the tiny model,
+    # synchronous and with asynchronous rollouts (on CUDA both generate from the bf16 copy).
+    for mode in (0, 1):
+        cmd = [sys.executable, "-m", "agentgym.cli", "train", "configs/quickstart.yaml", "policy.model=tiny-random",
+               f"policy.device={device}", "steps=2", "tasks_per_step=2", "samples_per_task=2",
+               "warm_start.enabled=false", "eval.at_start=false", "eval.at_end=false", "eval.every=0",
+               "progress=false", "tensorboard=false", "save_final=false", f"async_steps={mode}",
+               f"output_dir={args.out / f'loop-async{mode}'}", "--force"]  # fmt: skip
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        record(args.out, part="loop", async_steps=mode, returncode=done.returncode,
+               seconds=round(time.perf_counter() - t0, 1), tail=(done.stdout + done.stderr)[-600:])  # fmt: skip
 
 
 if __name__ == "__main__":
