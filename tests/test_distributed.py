@@ -299,9 +299,11 @@ def test_sharded_training_with_a_warm_start_and_kl_resumes_exactly_and_saves_who
         assert final[name].shape == p.shape
 
 
-def test_accelerate_launch_trains_on_two_cpu_processes(tmp_path):
+@pytest.mark.parametrize("async_steps", [0, 1])
+def test_accelerate_launch_trains_on_two_cpu_processes(tmp_path, async_steps):
     """`accelerate launch` on the CPU needs --multi_gpu (its multi-process launcher; our
-    ranks then open a gloo group): without it accelerate starts a single process."""
+    ranks then open a gloo group): without it accelerate starts a single process. With
+    async_steps=1 each rank collects its next share in a thread during the update."""
     out = tmp_path / "run"
     cmd = [
         sys.executable,
@@ -333,6 +335,7 @@ def test_accelerate_launch_trains_on_two_cpu_processes(tmp_path):
         "tensorboard=false",
         "progress=false",
         "save_final=false",
+        f"async_steps={async_steps}",
         f"output_dir={out}",
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
@@ -345,3 +348,5 @@ def test_accelerate_launch_trains_on_two_cpu_processes(tmp_path):
     assert sum(r.get("warm_start", False) for r in records) == 1
     assert sum("eval_at" in r for r in records) == 1
     assert (out / "checkpoints" / "step-000002" / "state.json").exists()
+    if async_steps:
+        assert [r["policy_staleness"] for r in records if "horizon" in r] == [0.0, 1.0]
