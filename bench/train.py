@@ -17,7 +17,7 @@ on an env whose every step waits 200 ms (as a browser or a remote tool does), th
 arms alternating; the wall time per step, its ratio, and the ideal ratio from the
 synchronous run's own rollout and update times, (rollout + update) / max(rollout, update):
 
-    python bench/train.py --async [--steps 6] [--repeats 2] [--sleep 0.2]
+    python bench/train.py --async [--steps 6] [--repeats 2] [--sleep 0.2] [--new-tokens 12]
 """
 
 from __future__ import annotations
@@ -224,12 +224,12 @@ def run_variant(name: str, path: Path, samples: int, model: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def async_gain(model: str, steps: int, repeats: int, sleep_s: float) -> None:
+def async_gain(model: str, steps: int, repeats: int, sleep_s: float, new_tokens: int = 12) -> None:
     """Seconds per training step, synchronous vs async_steps=1, arms alternating."""
     settings = [
         "env.id=agentgym/SlowCoin-bench-v0",
         f"env.kwargs={{sleep_s: {sleep_s}}}",
-        "sampling.max_new_tokens=12",
+        f"sampling.max_new_tokens={new_tokens}",
         "curriculum.start=3",
         "tasks_per_step=2",
         "samples_per_task=4",
@@ -273,7 +273,8 @@ def async_gain(model: str, steps: int, repeats: int, sleep_s: float) -> None:
     rollout, update = (sum(v) / len(v) for v in (parts["rollout"], parts["update"]))
     sync, asyn = (min(per_step[m]) for m in (0, 1))
     print(f"\nGRPO on SlowCoin (every env step waits {sleep_s * 1000:.0f} ms), {model}, 2 tasks x 4 samples, "
-          f"horizon 3, {steps} steps, best of {repeats} runs an arm, CPU, 1 torch thread")  # fmt: skip
+          f"horizon 3, {new_tokens} new tokens a turn, {steps} steps, best of {repeats} runs an arm, CPU, "
+          "1 torch thread")  # fmt: skip
     print(f"synchronous: {sync:.2f} s/step (rollouts {rollout:.2f} s, update {update:.2f} s)")
     print(f"async_steps=1: {asyn:.2f} s/step; policy staleness at most {max(staleness):.0f}")
     ideal = (rollout + update) / max(rollout, update)
@@ -290,12 +291,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="--async: training steps a run")
     parser.add_argument("--repeats", type=int, default=2, help="--async: runs an arm (the best counts)")
     parser.add_argument("--sleep", type=float, default=0.2, help="--async: seconds every env step waits")
+    parser.add_argument("--new-tokens", type=int, default=12, help="--async: most tokens a turn")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.asynchronous:
-        async_gain(args.model, args.steps, args.repeats, args.sleep)
+        async_gain(args.model, args.steps, args.repeats, args.sleep, args.new_tokens)
         return
     if args.variant:
         fn = {"ours-full": (ours, False), "ours-lora": (ours, True), "trl-full": (trl, False), "trl-lora": (trl, True)}

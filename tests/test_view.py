@@ -409,3 +409,18 @@ def test_the_table_pages_through_many_episodes_and_an_experiment_shows_its_arms(
     assert "short (mean of 2 seeds)" in html and "long (mean of 2 seeds)" in html and "report.md" in html
     _, _, home = viewer.render("/", {})
     assert "exp" in home.decode() and "2 arms" in home.decode()
+
+
+def test_the_episode_page_names_the_policy_version_of_a_training_rollout(smol_tokenizer, tmp_path):
+    from tests.test_rollout import run
+
+    (traj,), _ = run(smol_tokenizer, respond=lambda msgs: "put", horizon=2, n=1, env_id="agentgym/TestShelf-v0")
+    save_trajectories([traj], tmp_path / "eval.jsonl")  # outside training: no version
+    traj.policy_version = 3
+    save_trajectories([traj], tmp_path / "train.jsonl")
+    viewer = Viewer([tmp_path], cache=tmp_path / "cache")
+    pages = {
+        name: viewer.render(f"/r/0/{name}", {"episode": "0"})[2].decode() for name in ("eval.jsonl", "train.jsonl")
+    }
+    assert "<dt>policy version</dt><dd><span>3</span></dd>" in pages["train.jsonl"]
+    assert "policy version" not in pages["eval.jsonl"]

@@ -157,6 +157,8 @@ def _meta(traj: Trajectory, i: int) -> str:
         ("summaries", traj.summaries),
         ("segments", len(traj.segments)),
     ]
+    if traj.policy_version is not None:  # a training rollout: the weights that sampled it
+        items.append(("policy version", traj.policy_version))
     out = ['<dl class="meta">']
     for k, v in items:
         cls = f' class="badge {e(v)}"' if k == "end reason" else ""
