@@ -202,3 +202,17 @@ def test_async_settings_it_cannot_honour_are_refused_naming_the_key(override, me
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "gigpo"])
+def test_ppo_and_gigpo_compare_with_the_weights_that_sampled_under_async_steps(tmp_path, algo):
+    """PPO recomputes its old log-probs itself, and GiGPO extends GRPO: under async_steps=1
+    both take the behaviour log-probs, so from step 1 on the ratio is not 1 at the first pass."""
+    trainer = build_trainer(tiny_config(tmp_path, "steps=3", "async_steps=1", "optim.lr=0.05", f"algo={algo}"))
+    rec = Recorder(trainer)
+    trainer.train()
+    assert all(s["behaviour"] is not None for s in rec.steps)
+    rows = _metrics(tmp_path)
+    assert [r["policy_staleness"] for r in rows] == [0.0, 1.0, 1.0]
+    assert rows[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert any(abs(r["ratio_mean"] - 1.0) > 1e-4 for r in rows[1:])
