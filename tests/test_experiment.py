@@ -12,6 +12,7 @@ import pytest
 import yaml
 from agentgym.trainers.experiment import load_experiment, run_experiment, write_report
 from agentgym.trainers.experiment import runner as runner_module
+from agentgym.trainers.experiment.runner import run_cell
 
 from agentgym.cli import main
 from agentgym.config import ConfigError
@@ -256,3 +257,17 @@ def test_results_rows_are_the_cells_evaluations(tmp_path):
     # Each run's success@h is the mean of its per-task success rates (2 samples per task).
     for k, r in enumerate(rows):
         assert float(r["success"]) == pytest.approx(np.mean([v[k] for v in end["per_task"].values()]))
+
+
+def test_reproduce_compares_with_the_runs_committed_record_while_the_experiment_has_no_results_csv(tmp_path, capsys):
+    """A run's record is kept as soon as it finishes: one run can be reproduced while the
+    others still train (results.csv is written when they all have)."""
+    path = write_experiment(tmp_path, seeds=[0])
+    experiment = load_experiment(path)
+    cell = experiment.cell("short", 0)
+    run_cell(cell, "short seed 0")  # one run finished: its record, no results.csv yet
+    assert cell.record.exists() and not (tmp_path / "results" / "results.csv").exists()
+    assert main(["experiment", str(path), "--reproduce", "short:0"]) == 0
+    assert f"all 9 rows identical to {cell.record}" in capsys.readouterr().out
+    assert main(["experiment", str(path), "--reproduce", "curriculum:0"]) == 2  # nothing committed for it
+    assert "neither" in capsys.readouterr().err

@@ -1,5 +1,8 @@
 """`agentgym experiment EXP.yaml --reproduce ARM:SEED`: rerun one run from scratch and
-compare its rows with the committed results.csv, digit for digit.
+compare its rows with the committed results.csv, digit for digit; before the experiment has
+written results.csv (it is still running), with the run's committed record
+(`results/cells/ARM/seed-N.json`, kept as soon as the run finished) turned into the rows
+results.csv will hold.
 
 On the same machine (the same torch build and thread count) a run is deterministic: the
 tasks, the sampling noise and the initialisation are functions of the seed and the step.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -39,14 +43,20 @@ def _parse(experiment: Experiment, which: str) -> tuple[str, int]:
 
 
 def _committed(experiment: Experiment, arm: str, seed: int) -> tuple[Path, list[dict[str, str]]]:
+    """The committed rows of (arm, seed): results.csv's, else the run's record's."""
     path = experiment.results / "results.csv"
-    if not path.exists():
-        raise ConfigError(f"--reproduce: {path} does not exist: run the experiment first")
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["arm"] == arm and r["seed"] == str(seed)]
-    if not rows:
-        raise ConfigError(f"--reproduce: {path} has no rows of arm {arm!r}, seed {seed}")
-    return path, rows
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["arm"] == arm and r["seed"] == str(seed)]
+    if rows:
+        return path, rows
+    record = experiment.cell(arm, seed).record
+    if record is not None and record.exists():
+        return record, _as_written(result_rows([CellResult.from_dict(json.loads(record.read_text()))]))
+    raise ConfigError(
+        f"--reproduce: neither {path} nor {record} holds arm {arm!r}, seed {seed}: run the experiment first"
+    )
 
 
 def reproduce(experiment: Experiment, which: str) -> int:
