@@ -227,6 +227,14 @@ def test_a_site_that_dies_mid_episode_aborts_it_and_the_next_episode_restarts_it
     assert reward == 1.0
 
 
+def test_a_site_whose_process_exits_a_moment_after_dropping_the_page_still_aborts_the_episode(env):
+    """The browser sees the connection drop before the process can be reaped (under load the
+    gap is wide): the failed page is the site's death, not an error page for the agent."""
+    env.reset(options={"task_id": "open-notes"})
+    with pytest.raises(SiteDied, match="the site stopped"):
+        env.step(tool_call("goto", url="/crash-slowly"))
+
+
 def test_a_site_that_dies_in_a_rollout_aborts_only_that_episode(tmp_path, smol_tokenizer):
     from tests.test_rollout import run
 

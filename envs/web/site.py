@@ -33,6 +33,7 @@ the next episode starts it again.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -62,6 +63,9 @@ from agentgym.env import Outcome, Task
 __all__ = ["SiteConfig", "SiteDied", "SiteEnv", "SiteProcess", "load_site_config", "register_site"]
 
 STATES = ("read_only", "reset", "fresh")
+#: How long a site process whose page failed to load gets to finish exiting before the
+#: failure counts as the agent's (a process's sockets close before it can be reaped).
+DYING_S = 2.0
 
 
 class SiteDied(RuntimeError):
@@ -306,8 +310,19 @@ class SiteEnv(WebEnv):
         if done.returncode != 0:
             raise RuntimeError(f"site.reset command {shlex.join(argv)!r} failed: {(done.stderr or done.stdout)[-400:]}")
 
-    def _check_alive(self) -> None:
-        if self.site is not None and not self.site.alive():
+    def _check_alive(self, failed: bool = False) -> None:
+        """`SiteDied` when the site's process has exited. `failed`: a page load failed at the
+        network level (or the tab shows Chromium's error page), as a dying site's do."""
+        if self.site is None:
+            return
+        failed = failed or (self.tab is not None and self.tab.page.url.startswith("chrome-error://"))
+        if failed and self.site.alive():
+            # A navigation failed and the process still runs: it may be dying (its sockets
+            # close before it can be reaped), so it gets a moment before the page counts
+            # as the agent's own error.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.site.proc.wait(DYING_S)
+        if not self.site.alive():
             raise SiteDied(
                 f"the site stopped (exit status {self.site.proc.returncode}) during the episode; its output ends: "
                 f"{self.site.output_tail()}"
@@ -361,7 +376,9 @@ class SiteEnv(WebEnv):
         # A tool that failed because the site died is the env's failure, not the agent's: the
         # episode aborts instead of showing the agent an error.
         outcome = super().run_calls(calls)
-        self._check_alive()
+        # A load that failed at the network level (Chromium's net::ERR_...) is how a dying
+        # site looks from the browser.
+        self._check_alive(failed="net::ERR_" in outcome.observation)
         return outcome
 
     def on_answer(self, answer: str) -> Outcome:

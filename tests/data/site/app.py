@@ -7,8 +7,10 @@ that adds one, a reset hook, and pages that misbehave on purpose.
 import html
 import json
 import os
+import socket
 import sqlite3
 import sys
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -64,6 +66,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send(page("Leak", f"<script>{script}</script><p>tried</p>"))
         elif url.path == "/crash":
             os._exit(3)  # the site dies mid-episode
+        elif url.path == "/crash-slowly":  # the connection drops first, the process exits a moment later
+            self.connection.shutdown(socket.SHUT_RDWR)
+            time.sleep(0.5)
+            os._exit(3)
         elif url.path == "/health":
             self.send(b"ok", kind="text/plain")
         else:
