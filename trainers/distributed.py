@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Dist"]
+__all__ = ["Dist", "is_sharded", "load_whole_state", "whole_state"]
 
 #: How long a rank waits in a collective. The main rank alone runs the warm start and the
 #: evaluations while the others wait, which can take far longer than torch's default
@@ -127,14 +127,8 @@ class Dist:
         return self.device if self.device is not None and self.device.type == "cuda" else torch.device("cpu")
 
     def max(self, values: Sequence[float]) -> list[float]:
-        """`values`' element-wise maximum over the ranks, one all-reduce."""
-        if not self.enabled:
-            return [float(v) for v in values]
-        import torch.distributed as dist
-
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return t.tolist()
+        """`values`' element-wise maximum over the ranks (float64), one all-reduce."""
+        return self._all_reduce(values, "MAX")
 
     def shard(self, model: torch.nn.Module, bf16: bool = False) -> torch.nn.Module:
         """FSDP2 over every rank: each decoder layer (the model's `_no_split_modules`) a unit,
@@ -167,15 +161,11 @@ class Dist:
         """The sharded model's whole state dict and its optimizer's (AdamW's moments of every
         weight, keyed by name), on the main rank's CPU; {} on the others. A collective: every
         rank calls it."""
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_model_state_dict,
-            get_optimizer_state_dict,
-        )
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         whole = torch.nn.ModuleDict({"model": model, **modules})  # the optimizer's every parameter
-        return get_model_state_dict(model, options=options), get_optimizer_state_dict(whole, optimizer, options=options)
+        return whole_state(model), get_optimizer_state_dict(whole, optimizer, options=options)
 
     def load_full_states(
         self,
@@ -187,27 +177,25 @@ class Dist:
     ) -> None:
         """Restore what `full_states` gave (read from a checkpoint by every rank): each rank
         keeps its shards."""
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            set_model_state_dict,
-            set_optimizer_state_dict,
-        )
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        options = StateDictOptions(full_state_dict=True)
         if model_state is not None:
-            set_model_state_dict(model, model_state, options=options)
+            load_whole_state(model, model_state)
         if optimizer_state is not None:
             whole = torch.nn.ModuleDict({"model": model, **modules})
-            set_optimizer_state_dict(whole, optimizer, optimizer_state, options=options)
+            set_optimizer_state_dict(whole, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """`values` summed element-wise over the ranks (float64), one all-reduce."""
+        return self._all_reduce(values, "SUM")
+
+    def _all_reduce(self, values: Sequence[float], op: str) -> list[float]:
         if not self.enabled:
             return [float(v) for v in values]
         import torch.distributed as dist
 
         t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
+        dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
         return t.tolist()
 
     def all_reduce_grads(self, params: Iterable[torch.nn.Parameter]) -> None:
@@ -271,6 +259,28 @@ class Dist:
             dist.barrier(device_ids=[self.device.index])
         else:
             dist.barrier()
+
+
+def is_sharded(module: Any) -> bool:
+    """Whether `module` is sharded by FSDP2 (`Dist.shard`)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)
+
+
+def whole_state(module: torch.nn.Module) -> dict[str, Any]:
+    """A sharded module's whole state dict on the main rank's CPU ({} on the others). A
+    collective: every rank calls it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_whole_state(module: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Load a whole state dict (every rank holds it) into a sharded module: each rank keeps its shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True))
 
 
 def _buckets(params: list[torch.nn.Parameter]) -> list[list[torch.nn.Parameter]]:

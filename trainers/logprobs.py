@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from agentgym.trainers.distributed import is_sharded
 from transformers import DynamicCache
 
 from agentgym.policy.kv_cache import cache_argument
@@ -45,9 +46,7 @@ def _parts(model: Any) -> tuple[Any, Any] | None:
     None for a model sharded by FSDP2: its weights are gathered by hooks on the whole
     model's forward (the backbone alone would meet sharded ones), and a shared prefix run
     on its own would make the ranks' numbers of passes differ."""
-    from torch.distributed.fsdp import FSDPModule
-
-    if isinstance(model, FSDPModule):
+    if is_sharded(model):
         return None
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not type(inner).__name__.endswith("ForCausalLM"):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from agentgym.trainers.distributed import is_sharded, load_whole_state, whole_state
 
 __all__ = ["Reference"]
 
@@ -85,11 +86,7 @@ class Reference:
         ({} elsewhere; a collective: every rank calls it)."""
         if self.lora:
             return dict(self.adapter)
-        if _sharded(self.copy):
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-            return get_model_state_dict(self.copy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return self.copy.state_dict()
+        return whole_state(self.copy) if is_sharded(self.copy) else self.copy.state_dict()
 
     def save(self, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path | None:
         """Write the reference (`state`, when already taken) when a resumed run could not
@@ -107,16 +104,8 @@ class Reference:
         """Restore a reference from its `state_dict` (a checkpoint's reference.pt)."""
         if self.lora:
             self.adapter = {n: t.to(self.adapter[n].device) for n, t in state.items()}
-        elif _sharded(self.copy):
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-            set_model_state_dict(self.copy, state, options=StateDictOptions(full_state_dict=True))
+        elif is_sharded(self.copy):
+            load_whole_state(self.copy, state)
         else:
             self.copy.load_state_dict(state)
         self.initial = False
-
-
-def _sharded(module: Any) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(module, FSDPModule)
