@@ -205,12 +205,9 @@ class Trainer(ABC):
         progress = (lambda: self.meter.fraction) if self.meter.budgeted else None
         self.optimizer, self.scheduler = build_optimizer(self.params, cfg.optim, updates, progress=progress)
         if self.dist.enabled:
-            if not self.dist.sharded:  # sharded weights were built identically on every rank
-                for module in (model, *self.modules.values()):
-                    self.dist.broadcast_params(module)
-            else:
-                for module in self.modules.values():
-                    self.dist.broadcast_params(module)
+            # Sharded weights were built identically on every rank; the rest comes from rank 0.
+            for module in (*([] if self.dist.sharded else [model]), *self.modules.values()):
+                self.dist.broadcast_params(module)
             seed_everything(self.dist.seed(cfg.seed))
         self.task_ids = [t.id for t in env_tasks(cfg.env)]
         self.step = 0
@@ -222,7 +219,6 @@ class Trainer(ABC):
         self.prefetching: Future[Pending] | None = None
         self.pending: Pending | None = None
         self.behaviour: list[list[list[float]]] | None = None  # the batch's log-probs under the weights that sampled it
-        self.pending_shares: list[dict[str, Any]] | None = None  # every rank's `pending`, for checkpoints
 
     def algo_config(self) -> Any:
         """This algorithm's section of the config (`cfg.<algo>`, a `Config`)."""
@@ -324,22 +320,20 @@ class Trainer(ABC):
     def rollouts(self, step: int, horizon: int) -> tuple[list[Trajectory], RolloutStats]:
         """Step `step`'s rollouts: collected now, or (async_steps) while the last update ran.
         With async_steps, `behaviour` holds their log-probs under the weights that sampled them."""
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            if pending.step != step or pending.horizon != horizon:
-                raise RuntimeError(
-                    f"the rollouts collected for step {pending.step} at horizon {pending.horizon} "
-                    f"are not step {step}'s at horizon {horizon}"
-                )
-            self.behaviour = pending.behaviour
-            stats = RolloutStats()
-            stats.generate_seconds = pending.generate_seconds
-            return pending.trajs, stats
-        if not self.cfg.async_steps:
-            return self.collect(step, horizon)
-        pending = self.collect_pending(step, horizon)
-        self.pending = pending
-        return self.rollouts(step, horizon)
+        if self.pending is None:
+            if not self.cfg.async_steps:
+                return self.collect(step, horizon)
+            self.pending = self.collect_pending(step, horizon)  # nothing collected ahead: the first step, a resume
+        pending, self.pending = self.pending, None
+        if pending.step != step or pending.horizon != horizon:
+            raise RuntimeError(
+                f"the rollouts collected for step {pending.step} at horizon {pending.horizon} "
+                f"are not step {step}'s at horizon {horizon}"
+            )
+        self.behaviour = pending.behaviour
+        stats = RolloutStats()
+        stats.generate_seconds = pending.generate_seconds
+        return pending.trajs, stats
 
     def prefetch(self, step: int, metrics: dict[str, float]) -> None:
         """async_steps: start collecting step `step`'s rollouts in the background, with the
@@ -357,8 +351,6 @@ class Trainer(ABC):
         if self.prefetching is not None:
             future, self.prefetching = self.prefetching, None
             self.pending = future.result()
-        # Every rank's share, for the checkpoint the main rank may write after this step.
-        self.pending_shares = self.dist.all_gather_object(self.pending.to_state()) if self.pending else None
 
     def rollout_pool(self) -> RolloutPool:
         """The run's one rollout pool (started on first use): training rollouts, the
@@ -537,6 +529,8 @@ class Trainer(ABC):
         model_state = optimizer_state = None
         if self.dist.sharded:
             model_state, optimizer_state = self.dist.full_states(self.model, self.modules, self.optimizer)
+        # async_steps: the next step's rollouts, every rank's share (a collective, as the above).
+        pending = self.dist.all_gather_object(self.pending.to_state()) if self.pending is not None else None
         if not self.dist.is_main:
             return path
         state = {
@@ -548,7 +542,7 @@ class Trainer(ABC):
         links = {}
         if self.reference is not None and not self.reference.initial:
             links["reference.pt"] = self.reference_path
-        files = {"pending.pt": self.pending_shares} if self.pending_shares is not None else None
+        files = {"pending.pt": pending} if pending is not None else None
         return save_checkpoint(
             self.out / "checkpoints",
             self.step,
@@ -593,7 +587,7 @@ class Trainer(ABC):
     def resume_pending(self, shares: list[dict[str, Any]] | None, path: Path) -> None:
         """The next step's rollouts an asynchronous run had collected when it saved (this
         rank's share): the resumed run trains on them, as the uninterrupted run did."""
-        self.pending = self.pending_shares = None
+        self.pending = None
         if not shares or not self.cfg.async_steps:
             return
         if len(shares) != self.dist.world:
@@ -605,7 +599,6 @@ class Trainer(ABC):
                 )
             return
         self.pending = Pending.from_state(shares[self.dist.rank])
-        self.pending_shares = shares
 
     # ------------------------------------------------------------------ the loop
 
