@@ -183,7 +183,7 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
     gpu = device.startswith("cuda")
     # The trainer keeps "auto" weights in fp32 on every device (AdamW on bf16 weights loses
     # small updates) and runs the forward under bf16 autocast on a GPU (trainers/common.py).
-    b = 2 if cfg.policy.dtype in ("bfloat16", "float16") else 4
+    b = _dtype_bytes(cfg.policy.dtype, 4)
     ab = 2 if gpu else b  # activations
     shape = ModelShape.from_config(model_config(cfg.policy.model))
     params = shape.parameters()
@@ -206,7 +206,7 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
         terms["gathered layers (FSDP)"] = 2 * shape.layer_parameters() * ab
     gen_bytes = b  # of the weights that generate, and so of their KV cache
     if cfg.policy.backend == "hf":
-        gen_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(cfg.policy.rollout_dtype, 2 if gpu else b)
+        gen_bytes = _dtype_bytes(cfg.policy.rollout_dtype, 2 if gpu else b)  # "auto": bf16 on a GPU
         if gen_bytes != b or getattr(cfg, "async_steps", 0) or ranks > 1:
             terms["rollout weights (a copy)"] = (params + (trained if lora else 0)) * gen_bytes
     tokens = cfg.optim.micro_batch * cfg.rollout.max_context_tokens
@@ -230,6 +230,11 @@ def memory_plan(cfg: Any, device: str | None = None, capacity_gb: float | None =
         cfg.policy.model, device, b, terms, activations, checkpointed,
         checkpointing=cfg.optim.gradient_checkpointing, capacity=capacity, activation_bytes=ab,
     )  # fmt: skip
+
+
+def _dtype_bytes(name: str, auto: int) -> int:
+    """Bytes per value of a config's dtype name; `auto` for "auto" (and names it does not know)."""
+    return 2 if name in ("bfloat16", "float16") else 4 if name == "float32" else auto
 
 
 def _detected_capacity(device: str) -> float | None:
